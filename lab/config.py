@@ -1,0 +1,305 @@
+"""Target and kernel-profile configuration: frozen dataclasses, validated on load.
+
+Every error names the file, the key and the valid choices, in one line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import ConfigError, LabError
+from .paths import project_root
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """What lab knows about one guest architecture (facts, not choices)."""
+
+    name: str
+    qemu: str               # qemu-system binary
+    qemu_package: str       # Debian package that ships it
+    machines: tuple[str, ...]
+    cpus: tuple[str, ...]
+    max_smp: int
+    kernel_arch: str        # ARCH= for the kernel build
+    elf_machine: str        # as readelf -h prints it
+    user_qemu: str          # qemu-user binary to run guest programs on the host
+    host_kvm_arch: str | None  # host `uname -m` on which KVM could run this guest
+
+
+ARCHES: dict[str, ArchSpec] = {
+    "i386": ArchSpec(
+        name="i386", qemu="qemu-system-i386", qemu_package="qemu-system-x86",
+        machines=("pc", "q35", "isapc"),
+        cpus=("486", "pentium", "pentium2", "pentium3", "coreduo", "n270", "athlon",
+              "qemu32", "kvm32"),
+        max_smp=8, kernel_arch="i386", elf_machine="Intel 80386",
+        user_qemu="qemu-i386", host_kvm_arch="x86_64"),
+    "alpha": ArchSpec(
+        name="alpha", qemu="qemu-system-alpha", qemu_package="qemu-system-misc",
+        machines=("clipper",),
+        cpus=("ev4", "ev5", "ev56", "pca56", "ev6", "ev67", "ev68"),
+        max_smp=4, kernel_arch="alpha", elf_machine="Alpha",
+        user_qemu="qemu-alpha", host_kvm_arch=None),
+}
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds. Every wait in lab has one of these, none is implicit."""
+
+    boot: float = 120.0        # QEMU start to SSH answering
+    silence: float = 60.0      # no console output and no SSH: a silent hang
+    ssh_command: float = 60.0  # one command over SSH
+    shutdown: float = 20.0     # soft shutdown before the hard one
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    arch: str
+    machine: str
+    cpu: str
+    smp: int
+    memory: int                 # MiB
+    kernel: str                 # kernel profile name
+    description: str = ""
+    notes: str = ""
+    kernel_cmdline: str = ""    # extra kernel command line
+    qemu_args: tuple[str, ...] = ()
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    path: str = ""
+
+    @property
+    def spec(self) -> ArchSpec:
+        return ARCHES[self.arch]
+
+
+@dataclass(frozen=True)
+class ArchBuild:
+    """How a kernel profile builds for one architecture."""
+
+    defconfig: str              # make target that makes the base config
+    fragments: tuple[str, ...]  # config fragments merged with merge_config.sh
+    toolchain: str              # CROSS_COMPILE prefix
+    compiler_package: str       # Debian package of the cross compiler
+    make_targets: tuple[str, ...]
+    image: str                  # path of the bootable image in the build tree
+
+
+@dataclass(frozen=True)
+class KernelSource:
+    kind: str                   # debian-package | tarball | tree
+    package: str = ""           # for debian-package
+    path: str = ""              # tarball or tree
+
+
+@dataclass(frozen=True)
+class KernelProfile:
+    name: str
+    version: str
+    source: KernelSource
+    patches: tuple[str, ...]
+    arches: Mapping[str, ArchBuild]
+    rootfs_format: str = "initramfs"   # initramfs (cpio, rdinit) | initrd (2.4: ext2 image)
+    module_format: str = "ko"          # ko (2.6+, Kbuild) | o (2.4, modutils)
+    path: str = ""
+
+
+SOURCE_KINDS = ("debian-package", "tarball", "tree")
+ROOTFS_FORMATS = ("initramfs", "initrd")
+MODULE_FORMATS = ("ko", "o")
+
+
+class _Reader:
+    """Typed access to one YAML mapping, raising ConfigError with file and key."""
+
+    def __init__(self, path: str, data: Any, prefix: str = ""):
+        self.path, self.prefix = path, prefix
+        if not isinstance(data, dict):
+            raise ConfigError(path, prefix or "(top level)",
+                              f"expected a mapping, got {type(data).__name__}")
+        self.data = data
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def only(self, allowed: tuple[str, ...]) -> None:
+        for k in self.data:
+            if k not in allowed:
+                raise ConfigError(self.path, self.key(str(k)),
+                                  f"unknown key; valid keys: {', '.join(allowed)}")
+
+    def get(self, name: str, typ: type | tuple[type, ...], default: Any = ...,) -> Any:
+        if name not in self.data:
+            if default is ...:
+                raise ConfigError(self.path, self.key(name), "missing required key")
+            return default
+        value = self.data[name]
+        types = typ if isinstance(typ, tuple) else (typ,)
+        # bool is an int in Python; a YAML "yes" must not pass as a number.
+        if isinstance(value, bool) and bool not in types:
+            ok = False
+        else:
+            ok = isinstance(value, types)
+        if not ok:
+            want = " or ".join(t.__name__ for t in types)
+            raise ConfigError(self.path, self.key(name),
+                              f"expected {want}, got {type(value).__name__} {value!r}")
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...], default: Any = ...) -> str:
+        value = self.get(name, str, default)
+        if value not in choices:
+            raise ConfigError(self.path, self.key(name),
+                              f"{value!r} is not valid; choose one of: {', '.join(choices)}")
+        return value
+
+    def strings(self, name: str) -> tuple[str, ...]:
+        value = self.get(name, list, [])
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                raise ConfigError(self.path, f"{self.key(name)}[{i}]",
+                                  f"expected str, got {type(item).__name__} {item!r}")
+        return tuple(value)
+
+    def sub(self, name: str, default: Any = ...) -> "_Reader | None":
+        value = self.get(name, dict, default)
+        return None if value is None else _Reader(self.path, value, self.key(name))
+
+
+def _load_yaml(path: Path) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        raise ConfigError(str(path), "(syntax)", str(e).replace("\n", " ")) from None
+    except OSError as e:
+        raise ConfigError(str(path), "(file)", e.strerror or str(e)) from None
+
+
+def _positive(r: _Reader, name: str, value: float, maximum: float | None = None) -> None:
+    if value <= 0 or (maximum is not None and value > maximum):
+        limit = f"1..{maximum:g}" if maximum is not None else "a positive number"
+        raise ConfigError(r.path, r.key(name), f"{value!r} is out of range; valid: {limit}")
+
+
+def load_target(path: Path) -> Target:
+    r = _Reader(str(path), _load_yaml(path))
+    r.only(("name", "arch", "machine", "cpu", "smp", "memory", "kernel", "description",
+            "notes", "kernel_cmdline", "qemu_args", "timeouts"))
+    arch = r.choice("arch", tuple(ARCHES))
+    spec = ARCHES[arch]
+    name = r.get("name", str, path.stem)
+    if name != path.stem:
+        raise ConfigError(str(path), "name", f"{name!r} must match the file name {path.stem!r}")
+    smp = r.get("smp", int, 1)
+    _positive(r, "smp", smp, spec.max_smp)
+    memory = r.get("memory", int, 512)
+    _positive(r, "memory", memory, 3072 if arch == "i386" else 2048)
+    t = r.sub("timeouts", {})
+    assert t is not None
+    t.only(tuple(Timeouts.__dataclass_fields__))
+    tvals = {}
+    for k in Timeouts.__dataclass_fields__:
+        if k in t.data:
+            tvals[k] = float(t.get(k, (int, float)))
+            _positive(t, k, tvals[k])
+    return Target(
+        name=name, arch=arch,
+        machine=r.choice("machine", spec.machines),
+        cpu=r.choice("cpu", spec.cpus),
+        smp=smp, memory=memory,
+        kernel=r.get("kernel", str),
+        description=r.get("description", str, ""),
+        notes=r.get("notes", str, ""),
+        kernel_cmdline=r.get("kernel_cmdline", str, ""),
+        qemu_args=r.strings("qemu_args"),
+        timeouts=Timeouts(**tvals),
+        path=str(path),
+    )
+
+
+def load_profile(path: Path) -> KernelProfile:
+    r = _Reader(str(path), _load_yaml(path))
+    r.only(("name", "version", "source", "patches", "arches", "rootfs_format", "module_format"))
+    name = r.get("name", str, path.stem)
+    if name != path.stem:
+        raise ConfigError(str(path), "name", f"{name!r} must match the file name {path.stem!r}")
+    s = r.sub("source")
+    assert s is not None
+    s.only(("kind", "package", "path"))
+    kind = s.choice("kind", SOURCE_KINDS)
+    source = KernelSource(kind=kind, package=s.get("package", str, ""), path=s.get("path", str, ""))
+    if kind == "debian-package" and not source.package:
+        raise ConfigError(str(path), "source.package", "required when kind is debian-package")
+    if kind in ("tarball", "tree") and not source.path:
+        raise ConfigError(str(path), "source.path", f"required when kind is {kind}")
+    a = r.sub("arches")
+    assert a is not None
+    arches = {}
+    for arch_name in a.data:
+        if arch_name not in ARCHES:
+            raise ConfigError(str(path), a.key(str(arch_name)),
+                              f"unknown arch; valid: {', '.join(ARCHES)}")
+        b = a.sub(arch_name)
+        assert b is not None
+        b.only(("defconfig", "fragments", "toolchain", "compiler_package", "make_targets", "image"))
+        arches[arch_name] = ArchBuild(
+            defconfig=b.get("defconfig", str, "defconfig"),
+            fragments=b.strings("fragments"),
+            toolchain=b.get("toolchain", str),
+            compiler_package=b.get("compiler_package", str),
+            make_targets=b.strings("make_targets") or ("all",),
+            image=b.get("image", str),
+        )
+    if not arches:
+        raise ConfigError(str(path), "arches", f"at least one arch is needed; valid: {', '.join(ARCHES)}")
+    return KernelProfile(
+        name=name, version=r.get("version", str), source=source,
+        patches=r.strings("patches"), arches=arches,
+        rootfs_format=r.choice("rootfs_format", ROOTFS_FORMATS, "initramfs"),
+        module_format=r.choice("module_format", MODULE_FORMATS, "ko"),
+        path=str(path),
+    )
+
+
+@dataclass(frozen=True)
+class Lab:
+    """Everything under configs/: the targets and the kernel profiles."""
+
+    root: Path
+    targets: Mapping[str, Target]
+    profiles: Mapping[str, KernelProfile]
+    default_target: str = "alpha-es40"
+
+    def target(self, name: str) -> Target:
+        if name not in self.targets:
+            raise LabError(f"unknown target {name!r}; targets: {', '.join(sorted(self.targets))}")
+        return self.targets[name]
+
+    def profile_of(self, target: Target) -> KernelProfile:
+        return self.profiles[target.kernel]
+
+
+def load_lab(root: Path | None = None) -> Lab:
+    root = root or project_root()
+    cfg = root / "configs"
+    profiles = {p.stem: load_profile(p) for p in sorted((cfg / "kernels").glob("*.yaml"))}
+    targets = {}
+    for p in sorted((cfg / "targets").glob("*.yaml")):
+        t = load_target(p)
+        if t.kernel not in profiles:
+            raise ConfigError(str(p), "kernel", f"{t.kernel!r} is not a kernel profile; "
+                              f"choose one of: {', '.join(profiles) or '(none)'}")
+        if t.arch not in profiles[t.kernel].arches:
+            raise ConfigError(str(p), "arch", f"kernel profile {t.kernel!r} does not build for "
+                              f"{t.arch}; it builds: {', '.join(profiles[t.kernel].arches)}")
+        targets[t.name] = t
+    if not targets:
+        raise LabError(f"no targets found in {cfg / 'targets'}")
+    return Lab(root=root, targets=targets, profiles=profiles)

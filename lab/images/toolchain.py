@@ -1,0 +1,34 @@
+"""Host tools and versions the image recipes depend on."""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+
+from ..errors import LabError
+from ..runner import require
+
+
+@functools.lru_cache(maxsize=None)
+def tool_version(tool: str, package: str) -> str:
+    """First line of ``tool --version``; part of every cache key that tool builds."""
+    path = require(tool, package)
+    p = subprocess.run([path, "--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, check=False)
+    return p.stdout.splitlines()[0] if p.stdout else "unknown"
+
+
+@functools.lru_cache(maxsize=None)
+def debian_package_version(package: str) -> str:
+    """Installed version of a Debian package, or LabError naming it."""
+    p = subprocess.run(["dpkg-query", "-W", "-f=${Status} ${Version}", package],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, check=False)
+    fields = p.stdout.split()
+    if p.returncode != 0 or "installed" not in fields:
+        raise LabError(f"package {package} is not installed: `apt-get install {package}`")
+    return fields[-1]
+
+
+def sysroot(toolchain: str) -> str:
+    """The Debian cross sysroot of a CROSS_COMPILE prefix (alpha-linux-gnu- -> /usr/alpha-linux-gnu)."""
+    return "/usr/" + toolchain.rstrip("-")
