@@ -1,0 +1,246 @@
+"""One object per QEMU process: build the command, launch, wait until SSH is
+ready under one deadline, shut down soft then hard, and always clean up.
+
+While waiting, the serial console is watched: a panic or oops, or QEMU exiting,
+ends the wait at once with a verdict quoting the console; silence past the
+target's limit is a "silent hang" verdict.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from .config import Target
+from .console import FATAL, KVM_FATAL, READY_MARK, ConsoleLog, findings
+from .deadline import Deadline
+from .errors import GuestError, LabError
+from .images import GuestImages
+from .keys import ensure_client_key
+from .runner import require
+from .ssh import Connection, SSHError, known_hosts_line
+from .state import GuestRecord, guest_dir, pid_is_qemu
+
+BASE_CMDLINE = "console=ttyS0 rdinit=/sbin/init panic=-1"
+
+
+class BootVerdict(GuestError):
+    """The guest did not become ready: panic, oops, QEMU exit, silent hang or timeout."""
+
+    def __init__(self, verdict: str, message: str, console_tail: str = ""):
+        self.verdict = verdict
+        super().__init__(f"{verdict}: {message}", console_tail)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def qemu_command(target: Target, images: GuestImages, run: Path, port: int, accel: str,
+                 smp: int, memory: int, extra_cmdline: str = "") -> list[str]:
+    """The full QEMU argument list for one guest."""
+    spec = target.spec
+    cmdline = " ".join(x for x in (BASE_CMDLINE, target.kernel_cmdline, extra_cmdline) if x)
+    cpu = "host" if accel == "kvm" else target.cpu
+    return [
+        spec.qemu, "-M", target.machine, "-cpu", cpu, "-smp", str(smp), "-m", str(memory),
+        "-accel", accel,
+        "-kernel", str(images.kernel), "-initrd", str(images.initramfs), "-append", cmdline,
+        "-display", "none", "-monitor", "none", "-parallel", "none", "-no-reboot",
+        "-chardev", f"socket,id=con0,path={run / 'console.sock'},server=on,wait=off,"
+                    f"logfile={run / 'console.log'}",
+        "-serial", "chardev:con0",
+        "-qmp", f"unix:{run / 'qmp.sock'},server=on,wait=off",
+        "-nic", f"user,model=e1000,hostfwd=tcp:127.0.0.1:{port}-:22",
+        *target.qemu_args,
+    ]
+
+
+class Guest:
+    def __init__(self, record: GuestRecord, target: Target | None = None):
+        self.record = record
+        self.target = target
+        self.proc: subprocess.Popen | None = None
+        self.console = ConsoleLog(record.console_log)
+
+    # ---- launch -------------------------------------------------------------
+    @classmethod
+    def launch(cls, target: Target, images: GuestImages, name: str, accel: str,
+               smp: int | None = None, memory: int | None = None, extra_cmdline: str = "",
+               log=lambda msg: None, attempts: int = 3) -> "Guest":
+        """Start QEMU in the background (its own session: it outlives this process)."""
+        require(target.spec.qemu, target.spec.qemu_package)
+        run = guest_dir(name)
+        if (run / "record.json").exists():
+            raise LabError(f"a guest named {name!r} is already recorded; `lab down {name}` "
+                           "first, or pick another --name")
+        smp, memory = smp or target.smp, memory or target.memory
+        if smp > target.spec.max_smp:
+            raise LabError(f"--smp {smp}: {target.machine} allows at most {target.spec.max_smp}")
+        last_err = ""
+        for _ in range(attempts):
+            run.mkdir(parents=True, exist_ok=True)
+            port = free_port()
+            argv = qemu_command(target, images, run, port, accel, smp, memory, extra_cmdline)
+            log("$ " + shlex.join(argv))
+            (run / "console.log").write_bytes(b"")
+            stderr = open(run / "qemu.stderr", "wb")
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
+                                    start_new_session=True)
+            stderr.close()
+            rec = GuestRecord(name=name, target=target.name, arch=target.arch, smp=smp,
+                              memory=memory, pid=proc.pid, ssh_port=port, accel=accel, dir=str(run),
+                              host_key=images.host_key, kernel_key=images.kernel_key,
+                              rootfs_key=images.rootfs_key, kernel_release=images.kernel_release,
+                              command=argv)
+            rec.save()
+            rec.known_hosts.write_text(known_hosts_line(port, images.host_key) + "\n")
+            guest = cls(rec, target)
+            guest.proc = proc
+            # A taken port shows at once: QEMU refuses the forwarding rule and exits.
+            time.sleep(0.05)
+            if proc.poll() is not None and "host forwarding" in guest.stderr():
+                last_err = guest.stderr()
+                guest.cleanup()
+                continue
+            return guest
+        raise LabError(f"could not set up SSH port forwarding after {attempts} tries: {last_err}")
+
+    # ---- state ----------------------------------------------------------------
+    def stderr(self) -> str:
+        try:
+            return (self.record.path / "qemu.stderr").read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def exit_code(self) -> int | None:
+        """QEMU's exit status if it has exited (None while it runs or if unknown)."""
+        if self.proc is not None:
+            return self.proc.poll()
+        return None if pid_is_qemu(self.record.pid) else -1
+
+    def running(self) -> bool:
+        if self.proc is not None:
+            return self.proc.poll() is None
+        return pid_is_qemu(self.record.pid)
+
+    def connection(self, command_timeout: float = 60.0) -> Connection:
+        key, _ = ensure_client_key()
+        return Connection(self.record.ssh_port, key, self.record.host_key,
+                          command_timeout=command_timeout)
+
+    # ---- wait until ready ---------------------------------------------------------
+    def wait_ready(self, deadline: Deadline, silence: float) -> Connection:
+        """Return a connected SSH connection, or raise BootVerdict."""
+        last_output = time.monotonic()
+        ready = False
+        while True:
+            new = self.console.poll()
+            if new or self.console.partial:
+                last_output = time.monotonic() if new else last_output
+            bad = [f for f in findings(new) if f.kind in FATAL]
+            if bad:
+                # Let the rest of the report reach the log before quoting it.
+                time.sleep(0.5)
+                self.console.poll()
+                raise BootVerdict(bad[0].kind, f"kernel {bad[0].kind} during boot: {bad[0].line.strip()}",
+                                  self.console.tail(40))
+            if KVM_FATAL.search(self.stderr()):
+                raise BootVerdict("kvm-failure", "KVM could not run the guest: "
+                                  + self.stderr().strip().splitlines()[0], self.console.tail())
+            code = self.exit_code()
+            if code is not None:
+                self.console.poll()
+                raise BootVerdict("qemu-exit", f"QEMU exited with status {code} before SSH was "
+                                  f"ready; stderr: {self.stderr().strip()[-500:] or '(empty)'}",
+                                  self.console.tail(40))
+            if any(READY_MARK in line for line in new):
+                ready = True
+            if ready:
+                try:
+                    return self.connection().connect()
+                except SSHError:
+                    raise
+                except (OSError, EOFError, Exception) as e:  # sshd not answering yet
+                    if deadline.expired():
+                        raise BootVerdict("ssh-timeout", f"SSH did not answer: {e}",
+                                          self.console.tail()) from None
+            if deadline.expired():
+                raise BootVerdict("timeout", f"not ready after {deadline.seconds:g}s",
+                                  self.console.tail())
+            if not ready and time.monotonic() - last_output > silence:
+                raise BootVerdict("silent-hang", f"no console output for {silence:g}s",
+                                  self.console.tail())
+            deadline.sleep(0.02)
+
+    # ---- shutdown ---------------------------------------------------------------
+    def _wait_exit(self, seconds: float) -> bool:
+        d = Deadline(seconds)
+        while not d.expired():
+            if not self.running():
+                return True
+            d.sleep(0.05)
+        return not self.running()
+
+    def qmp(self, command: str, timeout: float = 3.0, **args):
+        """One QMP command through qemu.qmp; returns its result."""
+        from qemu.qmp.legacy import QEMUMonitorProtocol
+        mon = QEMUMonitorProtocol(str(self.record.qmp_socket))
+        try:
+            mon.connect(negotiate=True)
+            mon.settimeout(timeout)
+            return mon.cmd(command, **args) if args else mon.cmd(command)
+        finally:
+            mon.close()
+
+    def shutdown(self, soft_timeout: float = 20.0, hard_only: bool = False) -> str:
+        """Stop the guest: poweroff over SSH, then QMP quit, then SIGKILL. Always cleans up.
+
+        Returns how it stopped: 'soft', 'qmp', 'kill' or 'already'.
+        """
+        how = "already"
+        try:
+            if self.running() and not hard_only:
+                try:
+                    with self.connection(command_timeout=5).connect() as c:
+                        c.run("poweroff", timeout=5, check=False)
+                except Exception:
+                    pass
+                if self._wait_exit(soft_timeout):
+                    how = "soft"
+            if self.running():
+                try:
+                    self.qmp("quit")
+                except Exception:
+                    pass
+                if self._wait_exit(3):
+                    how = "qmp"
+            if self.running():
+                try:
+                    os.kill(self.record.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self._wait_exit(5)
+                how = "kill"
+        finally:
+            self.cleanup()
+        return how
+
+    def cleanup(self) -> None:
+        """Reap our child (if we started it) and remove the guest's run directory."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        import shutil
+        shutil.rmtree(self.record.path, ignore_errors=True)
