@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 
@@ -67,3 +68,100 @@ def register(sub, add) -> None:
     d.add_argument("target", nargs="?")
     d.add_argument("--module", type=Path, help="module directory (default: the lab's module/)")
     d.add_argument("--name", help="guest name (default: the target name)")
+
+    from .thresholds import NAMES
+    s = add("soak", cmd_soak, "load/unload soak with timing, thread and zombie checks")
+    s.add_argument("--target", action="append", help="target (repeatable; default alpha-es40)")
+    s.add_argument("--cycles", type=int, default=100)
+    s.add_argument("--module", type=Path, help="module directory (default: the lab's module/)")
+    s.add_argument("--params", default="", help='module parameters, "k=v ..."')
+    s.add_argument("--dwell-every", type=int, default=0, metavar="K",
+                   help="every K-th cycle keep the module loaded --dwell seconds")
+    s.add_argument("--dwell", type=float, default=0.0, metavar="S")
+    s.add_argument("--keep", action="store_true", help="leave a guest the soak booted running")
+    s.add_argument("--keep-going", action="store_true", help="continue after a failed cycle")
+    s.add_argument("--out", type=Path, default=Path("results"), help="results directory")
+    s.add_argument("--accel", choices=("auto", "tcg", "kvm"), default="auto")
+    for name in NAMES:
+        s.add_argument("--" + name.replace("_", "-"), dest=name, type=float, default=None,
+                       help=f"threshold override ({name})")
+
+
+def cmd_soak(args, ui) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .soak import SoakOptions, run_soak
+    from .thresholds import NAMES
+    lab = _lab()
+    targets = [lab.target(t) for t in (args.target or [lab.default_target])]
+    overrides = {k: getattr(args, k) for k in NAMES}
+    results = []
+    for target in targets:
+        out = args.out / target.name if len(targets) > 1 else args.out
+        opts = SoakOptions(cycles=args.cycles, module_dir=args.module, params=args.params,
+                           dwell_every=args.dwell_every, dwell_s=args.dwell, keep=args.keep,
+                           out=out, overrides=overrides, keep_going=args.keep_going,
+                           accel=args.accel)
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[rate]} cycles/s  failures {task.fields[fails]}"),
+                      TimeElapsedColumn(), console=ui.err, transient=True) as bar:
+            task = bar.add_task(f"{target.name}: starting", total=args.cycles, rate="-", fails=0)
+            t0 = [0.0]
+
+            def progress(rec, fails):
+                if rec.get("type") == "baseline":
+                    t0[0] = time.monotonic()
+                if rec.get("type") == "cycle":
+                    n = rec["n"]
+                    rate = n / max(1e-6, time.monotonic() - t0[0])
+                    bar.update(task, completed=n, rate=f"{rate:.1f}", fails=fails,
+                               description=f"{target.name}: soaking")
+
+            def status(msg):
+                bar.update(task, description=f"{target.name}: {msg}")
+            res = run_soak(lab, target, opts, progress=progress, status=status)
+        results.append(res)
+        if not ui.json_mode:
+            print_summary(ui, res)
+    if ui.json_mode:
+        ui.emit_json([r.summary for r in results])
+    return max(r.exit_code for r in results)
+
+
+def _fmt(v, unit=""):
+    return "-" if v is None else f"{v:.1f}{unit}"
+
+
+def print_summary(ui, res) -> None:
+    from rich.table import Table
+    s = res.summary
+    colour = {"pass": "green", "fail": "red", "crash": "red", "hang": "red", "infra": "yellow"}
+    ui.out.print(f"[bold]{s['target']}[/bold] ({s['arch']}, {s['smp']} CPU, kernel "
+                 f"{s['kernel_release']}): [{colour[s['verdict']]}]{s['verdict'].upper()}[/]  "
+                 f"{s['cycles']}/{s['requested_cycles']} cycles in {s['seconds']:.1f}s "
+                 f"({s['cycles_per_second'] or 0:.2f}/s)")
+    t = Table("latency (ms)", "p50", "p95", "p99", "max")
+    for k, v in s["latency_ms"].items():
+        t.add_row(k, _fmt(v["p50"]), _fmt(v["p95"]), _fmt(v["p99"]), _fmt(v["max"]))
+    p = s["period_ms"]
+    if p["samples"]:
+        t.add_row(f"wake period (n={p['samples']})", _fmt(p["p50"]), _fmt(p["p95"]),
+                  _fmt(p["p99"]), _fmt(p["max"]))
+    ui.out.print(t)
+    if p["samples"]:
+        ui.out.print(f"wake period: mean {_fmt(p['mean'])} ms, jitter {_fmt(p['jitter'])} ms "
+                     f"(module period {s['period_ms']} ms)")
+    pr = s["processes"]
+    ui.out.print(f"processes: baseline {pr['baseline']}, first {pr['first']}, last {pr['last']}; "
+                 f"max new zombies {s['zombies_max']}")
+    th = ", ".join(f"{k}={v:g}" for k, v in s["thresholds"].items())
+    ui.out.print(f"thresholds: {th}", markup=False)
+    if s["reason"]:
+        ui.out.print(f"reason: {s['reason']}", markup=False)
+    for line in s["evidence"][-30:]:
+        ui.out.print(f"  | {line}", markup=False)
+    for f in s["failures"][:10]:
+        ui.out.print(f"cycle {f['cycle']}: {f['check']}: {f['message']}", markup=False)
+        for e in f["evidence"][:5]:
+            ui.out.print(f"    {e}", markup=False)
+    ui.out.print(f"results: {res.out}/ (records.jsonl, summary.json, console.log, junit.xml)")

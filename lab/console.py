@@ -14,7 +14,7 @@ from pathlib import Path
 TROUBLE = [
     ("panic", re.compile(r"Kernel panic - not syncing")),
     ("oops", re.compile(r"\bOops\b|Unable to handle kernel|general protection fault|"
-                        r"BUG: unable to handle|kernel BUG at")),
+                        r"BUG: unable to handle|BUG: kernel NULL pointer|kernel BUG at")),
     ("bug", re.compile(r"\bBUG: ")),
     ("rcu-stall", re.compile(r"rcu.*(self-detected stall|detected stalls?)|RCU Stall", re.I)),
     ("warning", re.compile(r"\bWARNING: ")),

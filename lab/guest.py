@@ -59,6 +59,8 @@ def qemu_command(target: Target, images: GuestImages, run: Path, port: int, acce
         "-serial", "chardev:con0",
         "-qmp", f"unix:{run / 'qmp.sock'},server=on,wait=off",
         "-nic", f"user,model=e1000,hostfwd=tcp:127.0.0.1:{port}-:22",
+        # Host entropy: the guest's SSH server needs random numbers at once.
+        "-device", "virtio-rng-pci",
         *target.qemu_args,
     ]
 
@@ -141,6 +143,8 @@ class Guest:
         """Return a connected SSH connection, or raise BootVerdict."""
         last_output = time.monotonic()
         ready = False
+        next_try = 0.0
+        last_error: Exception | None = None
         while True:
             new = self.console.poll()
             if new or self.console.partial:
@@ -163,14 +167,18 @@ class Guest:
                                   self.console.tail(40))
             if any(READY_MARK in line for line in new):
                 ready = True
-            if ready:
+            if ready and time.monotonic() >= next_try:
+                # One attempt at a time, spaced out: sshd limits unauthenticated
+                # connections, and a storm of them locks us out.
                 try:
                     return self.connection().connect()
                 except SSHError:
                     raise
-                except (OSError, EOFError, Exception) as e:  # sshd not answering yet
+                except Exception as e:  # sshd not answering yet
+                    last_error = e
+                    next_try = time.monotonic() + 0.5
                     if deadline.expired():
-                        raise BootVerdict("ssh-timeout", f"SSH did not answer: {e}",
+                        raise BootVerdict("ssh-timeout", f"SSH did not answer: {last_error}",
                                           self.console.tail()) from None
             if deadline.expired():
                 raise BootVerdict("timeout", f"not ready after {deadline.seconds:g}s",

@@ -8,6 +8,7 @@ timeouts on connect and on every command.
 from __future__ import annotations
 
 import base64
+import logging
 import select
 import shlex
 import socket
@@ -19,6 +20,11 @@ from typing import Sequence
 import paramiko
 
 from .errors import LabError
+
+# paramiko's transport thread logs every failed attempt with a traceback; the
+# lab reports failures itself, with context.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+logging.getLogger("paramiko").propagate = False
 
 
 class SSHError(LabError):

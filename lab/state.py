@@ -63,12 +63,12 @@ def pid_is_qemu(pid: int) -> bool:
     """True if ``pid`` is a live QEMU process (a reused pid does not count)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv0 = f.read().split(b"\0", 1)[0]
+            head = b" ".join(f.read().split(b"\0")[:2])  # interpreter + script, or the binary
         with open(f"/proc/{pid}/stat", "rb") as f:
             state = f.read().rsplit(b")", 1)[1].split()[0]
     except OSError:
         return False
-    return b"qemu-system" in argv0 and state != b"Z"
+    return b"qemu-system" in head and state != b"Z"
 
 
 def guest_dir(name: str) -> Path:

@@ -60,5 +60,6 @@ def entries_from_tree(root: Path) -> list[Entry]:
 
 
 def write_gz(entries: Iterable[Entry], path: Path) -> None:
-    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=6) as gz:
+    with open(path, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0,
+                                                          compresslevel=6) as gz:
         write(entries, gz)  # type: ignore[arg-type]

@@ -192,6 +192,7 @@ class Rootfs(_CrossStep):
     """busybox + dropbear + libraries + our overlay + keys, as a gzipped cpio."""
 
     kind = "rootfs"
+    helper_modules = ("lab.images.cpio",)
 
     @property
     def name(self) -> str:

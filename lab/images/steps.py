@@ -34,6 +34,8 @@ class Step:
     """One cached build product. Subclasses define kind, name, deps, inputs, build."""
 
     kind: str = "step"
+    # Modules besides the step's own whose code shapes the artifact.
+    helper_modules: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -50,8 +52,8 @@ class Step:
         raise NotImplementedError
 
     def recipe_digest(self) -> str:
-        """Hash of the source of the module defining this step: editing a recipe rebuilds."""
-        return _module_digest(type(self).__module__)
+        """Hash of the code that builds this step: editing a recipe rebuilds."""
+        return "".join(_module_digest(m) for m in (type(self).__module__, *self.helper_modules))
 
     @functools.cached_property
     def key(self) -> str:
@@ -75,7 +77,9 @@ class Step:
 
 @functools.lru_cache(maxsize=None)
 def _module_digest(module_name: str) -> str:
+    import importlib
     import sys
+    importlib.import_module(module_name)
     src = inspect.getsource(sys.modules[module_name])
     return hashlib.sha256(src.encode()).hexdigest()[:16]
 

@@ -1,0 +1,55 @@
+"""Soak thresholds: configs/soak.yaml (defaults, then per arch), then command-line overrides."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Mapping
+
+from .config import ARCHES, _load_yaml, _Reader, _positive
+from .paths import project_root
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    max_load_ms: float = 1000
+    max_threads_ms: float = 2000
+    max_unload_ms: float = 1000
+    cycle_deadline_s: float = 60
+    thread_wait_ms: float = 5000
+    period_tolerance_pct: float = 10
+    max_jitter_ms: float = 100
+
+
+NAMES = tuple(f.name for f in fields(Thresholds))
+
+
+def _values(r: _Reader) -> dict[str, float]:
+    r.only(NAMES)
+    out = {}
+    for k in NAMES:
+        if k in r.data:
+            out[k] = float(r.get(k, (int, float)))
+            _positive(r, k, out[k])
+    return out
+
+
+def load_thresholds(arch: str, path: Path | None = None,
+                    overrides: Mapping[str, float | None] | None = None) -> Thresholds:
+    path = path or project_root() / "configs" / "soak.yaml"
+    r = _Reader(str(path), _load_yaml(path))
+    r.only(("defaults", "arches"))
+    t = Thresholds(**_values(r.sub("defaults", {}) or _Reader(str(path), {})))
+    arches = r.sub("arches", {})
+    assert arches is not None
+    for name in arches.data:
+        if name not in ARCHES:
+            from .errors import ConfigError
+            raise ConfigError(str(path), arches.key(str(name)),
+                              f"unknown arch; valid: {', '.join(ARCHES)}")
+    per_arch = arches.sub(arch, {}) if arch in arches.data else None
+    if per_arch is not None:
+        t = replace(t, **_values(per_arch))
+    if overrides:
+        t = replace(t, **{k: float(v) for k, v in overrides.items() if v is not None})
+    return t

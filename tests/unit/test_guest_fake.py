@@ -1,0 +1,107 @@
+"""The guest lifecycle against a fake QEMU (tests/fakes): verdicts and cleanup, in seconds."""
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from lab.config import load_lab
+from lab.deadline import Deadline
+from lab.guest import BootVerdict, Guest, qemu_command
+from lab.images import GuestImages
+from lab.state import all_records, load
+
+FAKES = Path(__file__).resolve().parent.parent / "fakes"
+
+
+@pytest.fixture
+def fake_qemu(lab_dirs, monkeypatch):
+    monkeypatch.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ['PATH']}")
+    return lab_dirs
+
+
+def images(tmp_path):
+    return GuestImages(kernel=tmp_path / "vmlinux", kernel_build=tmp_path, kernel_release="6.1.0",
+                       initramfs=tmp_path / "initramfs.cpio.gz",
+                       host_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFg5Tj+zjpv4FCKL7YEmTvKH6x5g6aVJND+pxbdVNEzC",
+                       kernel_key="k", rootfs_key="r")
+
+
+def launch(tmp_path, scenario, name="g1"):
+    target = load_lab().target("alpha-es40")
+    return Guest.launch(target, images(tmp_path), name, "tcg", extra_cmdline=f"fake={scenario}")
+
+
+def test_command_line_has_console_log_qmp_and_port(tmp_path):
+    target = load_lab().target("alpha-es40")
+    argv = qemu_command(target, images(tmp_path), tmp_path, 2222, "tcg", 4, 512)
+    s = " ".join(argv)
+    assert argv[0] == "qemu-system-alpha"
+    assert "-M clipper -cpu ev67 -smp 4 -m 512 -accel tcg" in s
+    assert "hostfwd=tcp:127.0.0.1:2222-:22" in s
+    assert f"logfile={tmp_path}/console.log" in s and f"unix:{tmp_path}/qmp.sock" in s
+    assert "panic=-1" in s and "-no-reboot" in argv
+
+
+def test_panic_during_boot_is_a_verdict_quoting_the_console(fake_qemu):
+    g = launch(fake_qemu, "panic")
+    t0 = time.monotonic()
+    with pytest.raises(BootVerdict) as e:
+        g.wait_ready(Deadline(30), silence=30)
+    assert time.monotonic() - t0 < 5
+    assert e.value.verdict == "panic"
+    assert "No working init found" in str(e.value)
+    g.shutdown(hard_only=True)
+    assert not g.record.path.exists()
+
+
+def test_qemu_exit_is_a_verdict_with_stderr(fake_qemu):
+    g = launch(fake_qemu, "exit")
+    with pytest.raises(BootVerdict) as e:
+        g.wait_ready(Deadline(30), silence=30)
+    assert e.value.verdict == "qemu-exit"
+    assert "could not load kernel" in str(e.value) and "status 1" in str(e.value)
+    g.shutdown(hard_only=True)
+
+
+def test_silence_is_a_silent_hang_not_an_endless_wait(fake_qemu):
+    g = launch(fake_qemu, "silent")
+    t0 = time.monotonic()
+    with pytest.raises(BootVerdict) as e:
+        g.wait_ready(Deadline(60), silence=1.0)
+    assert e.value.verdict == "silent-hang"
+    assert time.monotonic() - t0 < 5
+    assert "Run /sbin/init" in e.value.console_tail
+    g.shutdown(hard_only=True)
+    assert not g.running()
+
+
+def test_shutdown_kills_and_removes_everything(fake_qemu):
+    g = launch(fake_qemu, "ready")
+    pid = g.record.pid
+    assert load("g1") is not None and g.running()
+    how = g.shutdown(soft_timeout=0.5)
+    assert how == "kill"
+    assert not g.running()
+    assert not os.path.exists(f"/proc/{pid}") or b"qemu" not in open(f"/proc/{pid}/cmdline", "rb").read()
+    assert all_records() == []
+
+
+def test_down_after_qemu_was_killed_cleans_up(fake_qemu):
+    g = launch(fake_qemu, "ready")
+    os.kill(g.record.pid, 9)
+    g.proc.wait()
+    stale = Guest(load("g1"))
+    assert not stale.running()
+    assert stale.shutdown() == "already"
+    assert all_records() == []
+
+
+def test_a_guest_name_is_taken_once(fake_qemu):
+    g = launch(fake_qemu, "ready")
+    try:
+        with pytest.raises(Exception, match="already recorded"):
+            launch(fake_qemu, "ready")
+    finally:
+        g.shutdown(hard_only=True)
