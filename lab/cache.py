@@ -7,6 +7,8 @@ directory), so an interrupted build never looks finished.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -70,6 +72,17 @@ class Store:
     def artifact(self, kind: str, name: str, key: str) -> Artifact:
         return Artifact(kind, name, key, self.root / kind / f"{name}-{key}")
 
+    @contextlib.contextmanager
+    def lock(self, art: Artifact):
+        """Exclusive per-artifact lock, so parallel lab processes never build one thing twice."""
+        art.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(art.path.with_name(art.path.name + ".lock"), "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
     def staging(self, art: Artifact) -> Path:
         """A fresh directory to build ``art`` in; publish() moves it into place."""
         tmp = art.path.with_name(art.path.name + ".partial")
@@ -98,7 +111,7 @@ class Store:
             if not kind_dir.is_dir():
                 continue
             for d in sorted(kind_dir.iterdir()):
-                if (d / MANIFEST).is_file():
+                if d.is_dir() and (d / MANIFEST).is_file():
                     name, _, key = d.name.rpartition("-")
                     out.append(Artifact(kind_dir.name, name, key, d))
         return out

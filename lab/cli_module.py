@@ -69,7 +69,6 @@ def register(sub, add) -> None:
     d.add_argument("--module", type=Path, help="module directory (default: the lab's module/)")
     d.add_argument("--name", help="guest name (default: the target name)")
 
-    from .thresholds import NAMES
     s = add("soak", cmd_soak, "load/unload soak with timing, thread and zombie checks")
     s.add_argument("--target", action="append", help="target (repeatable; default alpha-es40)")
     s.add_argument("--cycles", type=int, default=100)
@@ -82,9 +81,33 @@ def register(sub, add) -> None:
     s.add_argument("--keep-going", action="store_true", help="continue after a failed cycle")
     s.add_argument("--out", type=Path, default=Path("results"), help="results directory")
     s.add_argument("--accel", choices=("auto", "tcg", "kvm"), default="auto")
+    _thresholds(s)
+
+    mx = add("matrix", cmd_matrix, "soak every target, several guests at once, then report")
+    mx.add_argument("--targets", nargs="+", help="targets (default: all)")
+    mx.add_argument("--cycles", type=int, default=100)
+    mx.add_argument("--jobs", type=int, default=None, help="guests at once (default: from cores and memory)")
+    mx.add_argument("--shard", help="I/N: run the I-th of N stable subsets of the cells")
+    mx.add_argument("--out", type=Path, default=Path("matrix-results"))
+    mx.add_argument("--module", type=Path)
+    mx.add_argument("--params", default="")
+    mx.add_argument("--dwell-every", type=int, default=0, metavar="K")
+    mx.add_argument("--dwell", type=float, default=0.0, metavar="S")
+    mx.add_argument("--accel", choices=("auto", "tcg", "kvm"), default="auto")
+    _thresholds(mx)
+
+    r = add("report", cmd_report, "merge result directories into report.html, summary.json, junit.xml")
+    r.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
+    r.add_argument("--previous", nargs="+", type=Path, default=[], metavar="DIR",
+                   help="an earlier run's results, for new failures, fixes and regressions")
+    r.add_argument("--out", type=Path, help="report.html path (default: DIR/report/report.html)")
+
+
+def _thresholds(parser) -> None:
+    from .thresholds import NAMES
     for name in NAMES:
-        s.add_argument("--" + name.replace("_", "-"), dest=name, type=float, default=None,
-                       help=f"threshold override ({name})")
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=float, default=None,
+                            help=f"threshold override ({name})")
 
 
 def cmd_soak(args, ui) -> int:
@@ -165,3 +188,67 @@ def print_summary(ui, res) -> None:
         for e in f["evidence"][:5]:
             ui.out.print(f"    {e}", markup=False)
     ui.out.print(f"results: {res.out}/ (records.jsonl, summary.json, console.log, junit.xml)")
+
+
+def cmd_matrix(args, ui) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from .matrix import default_jobs, parse_shard, run_matrix
+    from .report import write_report
+    from .soak import SoakOptions
+    from .thresholds import NAMES
+    lab = _lab()
+    targets = [lab.target(t) for t in (args.targets or sorted(lab.targets))]
+    shard = parse_shard(args.shard)
+    jobs = args.jobs or default_jobs()
+    base = SoakOptions(cycles=args.cycles, module_dir=args.module, params=args.params,
+                       dwell_every=args.dwell_every, dwell_s=args.dwell, accel=args.accel,
+                       overrides={k: getattr(args, k) for k in NAMES})
+    with Progress(TextColumn("{task.description:24}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[state]}"), console=ui.err) as bar:
+        tasks = {}
+
+        def task_of(cell):
+            if cell.target.name not in tasks:
+                tasks[cell.target.name] = bar.add_task(cell.target.name, total=args.cycles,
+                                                       state="waiting")
+            return tasks[cell.target.name]
+
+        def on_cell(cell, event):
+            state = cell.verdict if event == "done" else event
+            bar.update(task_of(cell), state=state)
+
+        def progress_for(cell):
+            def progress(rec, fails):
+                if rec.get("type") == "cycle":
+                    bar.update(task_of(cell), completed=rec["n"],
+                               state=f"running, {fails} failed" if fails else "running")
+            return progress
+        cells = run_matrix(lab, targets, base, args.out, jobs, shard, on_cell, progress_for)
+    merged = write_report([args.out], args.out / "report.html")
+    if ui.json_mode:
+        ui.emit_json({"cells": [{"target": c.target.name, "verdict": c.verdict,
+                                 "seconds": round(c.seconds, 2)} for c in cells],
+                      "verdict": merged["verdict"], "out": str(args.out)})
+    else:
+        for c in cells:
+            ui.out.print(f"{c.target.name:16} {c.verdict:6} {c.seconds:7.1f}s  {c.out}")
+        ui.out.print(f"report: {args.out / 'report.html'}")
+    from .checks import VERDICT_EXIT
+    return max((VERDICT_EXIT[c.verdict] for c in cells), default=0)
+
+
+def cmd_report(args, ui) -> int:
+    from .checks import VERDICT_EXIT
+    from .report import write_report
+    out = args.out or (args.dirs[0] / "report" / "report.html")
+    merged = write_report(args.dirs, out, args.previous)
+    if ui.json_mode:
+        ui.emit_json(merged)
+    else:
+        for t, s in merged["cells"].items():
+            ui.out.print(f"{t:16} {s['verdict']}")
+        for line in merged["triage"]:
+            ui.out.print(line)
+        ui.out.print(f"report: {out} (summary.json and junit.xml beside it)")
+    return VERDICT_EXIT[merged["verdict"]]

@@ -125,11 +125,20 @@ def execute(p: Plan, ctx: BuildContext,
     for i, step in enumerate(todo):
         on_step(step, i, len(todo))
         art = step.artifact(ctx.store)
-        out = ctx.store.staging(art)
-        deps = {d.kind: d.artifact(ctx.store) for d in step.deps()}
-        t0 = time.monotonic()
-        info = step.build(ctx, out, deps)
-        ctx.store.publish(art, out, {"inputs": step.inputs(),
-                                     "deps": {k: a.key for k, a in deps.items()}}, info)
-        built.append((step, time.monotonic() - t0))
+        with ctx.store.lock(art):
+            if art.exists():  # another lab process built it while we waited
+                continue
+            built.append(_build_one(step, art, ctx))
     return built
+
+
+def _build_one(step: Step, art: Artifact, ctx: BuildContext) -> tuple[Step, float]:
+    out = ctx.store.staging(art)
+    deps = {d.kind: d.artifact(ctx.store) for d in step.deps()}
+    t0 = time.monotonic()
+    info = step.build(ctx, out, deps)
+    seconds = time.monotonic() - t0
+    ctx.store.publish(art, out, {"inputs": step.inputs(),
+                                 "deps": {k: a.key for k, a in deps.items()}},
+                      {**info, "build_seconds": round(seconds, 2)})
+    return step, seconds

@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Boot times per target: bare kernel boot vs `lab up` to SSH-ready.
+
+Bare boot: QEMU start to QEMU exit with a one-shot init (the image's busybox
+`poweroff -f` as PID 1), i.e. kernel start-up to /init and straight off.
+lab up: QEMU start to an SSH command answered, what a user waits for.
+
+    benchmarks/boot.py [TARGET...] [--runs N]
+"""
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from lab.build import build_targets  # noqa: E402
+from lab.cache import Store  # noqa: E402
+from lab.config import load_lab  # noqa: E402
+from lab.guest import BASE_CMDLINE  # noqa: E402
+from lab.images import images_for  # noqa: E402
+from lab.lifecycle import up  # noqa: E402
+from lab.paths import cache_dir  # noqa: E402
+
+
+def bare_boot(target, im) -> float:
+    cmdline = BASE_CMDLINE.replace("rdinit=/sbin/init", "rdinit=/sbin/poweroff") + " -- -f"
+    argv = [target.spec.qemu, "-M", target.machine, "-cpu", target.cpu, "-smp", str(target.smp),
+            "-m", str(target.memory), "-accel", "tcg", "-kernel", str(im.kernel),
+            "-initrd", str(im.initramfs), "-append", cmdline, "-display", "none",
+            "-monitor", "none", "-serial", "null", "-no-reboot",
+            "-nic", "user,model=e1000", "-device", "virtio-rng-pci"]
+    t0 = time.monotonic()
+    subprocess.run(argv, check=True, timeout=120, stdout=subprocess.DEVNULL)
+    return time.monotonic() - t0
+
+
+def lab_up(lab, target) -> float:
+    t0 = time.monotonic()
+    guest, conn = up(lab, target, accel="tcg")
+    try:
+        conn.run("true")
+        return time.monotonic() - t0
+    finally:
+        conn.close()
+        guest.shutdown(hard_only=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("targets", nargs="*")
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    import os
+    os.environ.setdefault("LAB_RUN", tempfile.mkdtemp(prefix="lab-bench-run-"))
+    lab = load_lab()
+    targets = [lab.target(n) for n in (args.targets or lab.targets)]
+    build_targets(lab, targets)
+    store = Store(cache_dir())
+    print(f"{'target':16} {'bare boot (s)':>14} {'lab up (s)':>11} {'ratio':>6}   (median of {args.runs})")
+    for t in targets:
+        im = images_for(lab, t, store)
+        bare = statistics.median(bare_boot(t, im) for _ in range(args.runs))
+        ready = statistics.median(lab_up(lab, t) for _ in range(args.runs))
+        print(f"{t.name:16} {bare:14.2f} {ready:11.2f} {ready / bare:6.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
