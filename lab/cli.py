@@ -64,7 +64,7 @@ def cmd_images_build(args, ui: UI) -> int:
         ui.out.print(f"all images up to date for {', '.join(names)} "
                      f"({report.seconds:.2f}s, nothing built)")
     for step, secs in report.built:
-        ui.out.print(f"built {step.kind} {step.name} [{step.key}] in {secs:.1f}s")
+        ui.out.print(f"built {step.kind} {step.name} [{step.key}] in {secs:.1f}s", markup=False)
     return 0
 
 

@@ -53,14 +53,19 @@ def modinfo(path: Path) -> dict[str, str]:
 
 
 def expected_vermagic(release: str, config: Mapping[str, str]) -> str:
-    """The start of the vermagic a module must carry for this kernel."""
+    """The start of the vermagic a module must carry for this kernel (as linux/vermagic.h
+    builds it; the arch-specific tail, such as "686", is not compared)."""
     parts = [release]
     if config.get("CONFIG_SMP") == "y":
         parts.append("SMP")
-    if config.get("CONFIG_PREEMPT") == "y":
+    if config.get("CONFIG_PREEMPT_RT") == "y":
+        parts.append("preempt_rt")
+    elif config.get("CONFIG_PREEMPT_BUILD") == "y" or config.get("CONFIG_PREEMPT") == "y":
         parts.append("preempt")
     if config.get("CONFIG_MODULE_UNLOAD") == "y":
         parts.append("mod_unload")
+    if config.get("CONFIG_MODVERSIONS") == "y":
+        parts.append("modversions")
     return " ".join(parts)
 
 

@@ -30,8 +30,14 @@ def private_run_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_RUN", str(tmp_path / "run"))
 
 
+@pytest.fixture
+def running(lab):
+    """running(target_name) -> context manager yielding (guest, connection)."""
+    return lambda name, **kw: _running(lab, name, **kw)
+
+
 @contextmanager
-def running(lab, target_name, **kw):
+def _running(lab, target_name, **kw):
     from lab.lifecycle import up
     guest, conn = up(lab, lab.target(target_name), accel="tcg", **kw)
     try:

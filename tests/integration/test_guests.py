@@ -9,16 +9,15 @@ from lab.lifecycle import down, up
 from lab.ssh import Connection, SSHError
 from lab.state import all_records, load
 
-from .conftest import running
 
 UNAME = {"alpha": "alpha", "i386": "i686"}
 
 
 @pytest.mark.parametrize("name", ["i386-up", "i386-smp", "alpha-pws500au", "alpha-ds20",
                                   "alpha-es40"])
-def test_boot_and_run_a_command(lab, built, name):
+def test_boot_and_run_a_command(lab, built, running, name):
     target = lab.target(name)
-    with running(lab, name) as (guest, conn):
+    with running(name) as (guest, conn):
         assert int(conn.run("nproc").stdout) == target.smp
         assert conn.run(["uname", "-m"]).stdout.strip() == UNAME[target.arch]
         assert conn.run("exit 7", check=False).exit_code == 7
@@ -50,9 +49,9 @@ def test_down_after_qemu_was_killed(lab, built):
         down(guest.record.name)
 
 
-def test_host_key_mismatch_is_refused(lab, built):
+def test_host_key_mismatch_is_refused(lab, built, running):
     other = lab.target("alpha-es40")
-    with running(lab, "i386-up") as (guest, _):
+    with running("i386-up") as (guest, _):
         from lab.cache import Store
         from lab.images import images_for
         from lab.paths import cache_dir

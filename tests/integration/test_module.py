@@ -6,14 +6,13 @@ import pytest
 from lab.deploy import module_remote_path, put_file
 from lab.module import build_module
 
-from .conftest import running
 
 
 @pytest.mark.parametrize("name", ["i386-up", "alpha-es40"])
-def test_build_deploy_load_unload(lab, built, name):
+def test_build_deploy_load_unload(lab, built, running, name):
     target = lab.target(name)
     mod, _ = build_module(lab, target)
-    with running(lab, name) as (guest, conn):
+    with running(name) as (guest, conn):
         remote = module_remote_path("thread_mod", mod.path)
         first = put_file(conn, mod.path, remote)
         again = put_file(conn, mod.path, remote)

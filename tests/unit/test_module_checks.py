@@ -59,3 +59,12 @@ def test_expected_vermagic():
     assert expected_vermagic("6.1.192", {"CONFIG_SMP": "y", "CONFIG_MODULE_UNLOAD": "y"}) == \
         "6.1.192 SMP mod_unload"
     assert expected_vermagic("2.6.32", {}) == "2.6.32"
+
+
+def test_preemptible_kernel_needs_a_preempt_module(tmp_path):
+    cfg = {**CONFIG, "CONFIG_PREEMPT_BUILD": "y"}
+    good = fake_ko(tmp_path / "a.ko", 3, "6.1.192 SMP preempt mod_unload 686 ")
+    assert check_module(good, "i386", "6.1.192", cfg)["machine"] == "Intel 80386"
+    bad = fake_ko(tmp_path / "b.ko", 3, "6.1.192 SMP mod_unload 686 ")
+    with pytest.raises(ModuleCheckError):
+        check_module(bad, "i386", "6.1.192", cfg)
