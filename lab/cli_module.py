@@ -161,8 +161,8 @@ def print_summary(ui, res) -> None:
     colour = {"pass": "green", "fail": "red", "crash": "red", "hang": "red", "infra": "yellow"}
     ui.out.print(f"[bold]{s['target']}[/bold] ({s['arch']}, {s['smp']} CPU, kernel "
                  f"{s['kernel_release']}): [{colour[s['verdict']]}]{s['verdict'].upper()}[/]  "
-                 f"{s['cycles']}/{s['requested_cycles']} cycles in {s['seconds']:.1f}s "
-                 f"({s['cycles_per_second'] or 0:.2f}/s)")
+                 f"{s['cycles']}/{s['requested_cycles']} cycles, "
+                 f"{s['cycles_per_second'] or 0:.2f} cycles/s ({s['seconds']:.1f}s in all)")
     t = Table("latency (ms)", "p50", "p95", "p99", "max")
     for k, v in s["latency_ms"].items():
         t.add_row(k, _fmt(v["p50"]), _fmt(v["p95"]), _fmt(v["p99"]), _fmt(v["max"]))
@@ -173,7 +173,7 @@ def print_summary(ui, res) -> None:
     ui.out.print(t)
     if p["samples"]:
         ui.out.print(f"wake period: mean {_fmt(p['mean'])} ms, jitter {_fmt(p['jitter'])} ms "
-                     f"(module period {s['period_ms']} ms)")
+                     f"(module period {s['module_period_ms']} ms)")
     pr = s["processes"]
     ui.out.print(f"processes: baseline {pr['baseline']}, first {pr['first']}, last {pr['last']}; "
                  f"max new zombies {s['zombies_max']}")

@@ -254,7 +254,7 @@ def render_html(merged: Mapping[str, Any], cell_dirs: Mapping[str, Path]) -> str
                    + svg_histogram([r["load_us"] / 1000 for r in recs if "load_us" in r], "load latency")
                    + svg_histogram([r["unload_us"] / 1000 for r in recs if "unload_us" in r],
                                    "unload latency", colour="#2e8b8b")
-                   + svg_period(periods, s.get("period_ms") if isinstance(s.get("period_ms"), (int, float)) else None)
+                   + svg_period(periods, s.get("module_period_ms"))
                    + "</div>")
         if s["verdict"] != "pass":
             out.append(f"<p><b>{_e(s['verdict'])}</b>: {_e(s.get('reason', ''))}</p>")

@@ -223,12 +223,19 @@ def run_soak(lab: Lab, target: Target, opts: SoakOptions,
         "kernel_release": guest.record.kernel_release, "kernel_key": guest.record.kernel_key,
         "rootfs_key": guest.record.rootfs_key, "lab_version": __version__,
         "requested_cycles": opts.cycles, "seconds": round(seconds, 2),
-        "cycles_per_second": round(cycles / seconds, 3) if seconds else None,
-        "expected_threads": threads, "period_ms": period,
+        "cycles_per_second": _rate(records),
+        "expected_threads": threads, "module_period_ms": period,
     })
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     write_junit(out / "junit.xml", [summary])
     return SoakResult(target.name, verdict, summary, out, seconds)
+
+
+def _rate(records: list[dict[str, Any]]) -> float | None:
+    """Cycles per second while cycles ran (host clock, baseline to last record)."""
+    times = [r["host_time"] for r in records if r.get("type") in ("baseline", "cycle")]
+    cycles = sum(1 for r in records if r.get("type") == "cycle")
+    return round(cycles / (times[-1] - times[0]), 3) if cycles and times[-1] > times[0] else None
 
 
 def _save_console(guest: Guest, start: int, dest: Path) -> None:
