@@ -13,15 +13,17 @@ from pathlib import Path
 # Each pattern names a kind of kernel trouble; the first match on a line wins.
 TROUBLE = [
     ("panic", re.compile(r"Kernel panic - not syncing")),
+    ("soft-lockup", re.compile(r"soft lockup - CPU#|hard LOCKUP", re.I)),
+    ("rcu-stall", re.compile(r"rcu.*(self-detected stall|detected stalls?)|RCU Stall", re.I)),
+    ("hung-task", re.compile(r"blocked for more than \d+ seconds")),
     ("oops", re.compile(r"\bOops\b|Unable to handle kernel|general protection fault|"
                         r"BUG: unable to handle|BUG: kernel NULL pointer|kernel BUG at")),
     ("bug", re.compile(r"\bBUG: ")),
-    ("rcu-stall", re.compile(r"rcu.*(self-detected stall|detected stalls?)|RCU Stall", re.I)),
     ("warning", re.compile(r"\bWARNING: ")),
-    ("hung-task", re.compile(r"blocked for more than \d+ seconds")),
     ("unhandled", re.compile(r"\bunhandled\b", re.I)),
 ]
-FATAL = {"panic", "oops", "bug"}
+FATAL = {"panic", "oops", "bug"}          # the kernel crashed: a crash verdict
+STUCK = {"soft-lockup", "rcu-stall", "hung-task"}  # the kernel says it is stuck: a hang verdict
 
 READY_MARK = "lab-guest: sshd ready"
 KVM_FATAL = re.compile(r"KVM internal error|emulation failure")

@@ -23,7 +23,7 @@ from .errors import GuestError, LabError
 from .images import GuestImages
 from .keys import ensure_client_key
 from .runner import require
-from .ssh import Connection, SSHError, known_hosts_line
+from .ssh import ConnectError, Connection, known_hosts_line
 from .state import GuestRecord, guest_dir, pid_is_qemu
 
 BASE_CMDLINE = "console=ttyS0 rdinit=/sbin/init panic=-1"
@@ -172,9 +172,7 @@ class Guest:
                 # connections, and a storm of them locks us out.
                 try:
                     return self.connection().connect()
-                except SSHError:
-                    raise
-                except Exception as e:  # sshd not answering yet
+                except ConnectError as e:  # sshd not answering yet
                     last_error = e
                     next_try = time.monotonic() + 0.5
                     if deadline.expired():

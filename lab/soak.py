@@ -22,7 +22,7 @@ from . import __version__
 from .agent import REMOTE_PATH as AGENT_REMOTE, build_agent
 from .checks import CRASH, FAIL, HANG, INFRA, PASS, Failure, check_cycle, summarize
 from .config import Lab, Target
-from .console import FATAL, ConsoleLog, findings
+from .console import FATAL, STUCK, findings
 from .deploy import module_remote_path, put_file
 from .errors import LabError
 from .guest import Guest
@@ -132,17 +132,33 @@ class RecordSink:
 
 
 def capture_hang_evidence(guest: Guest, out: Path) -> list[str]:
-    """Task dump through sysrq and CPU registers through QMP, before the guest is killed."""
+    """Task dumps through sysrq and CPU registers through QMP, before the guest is killed.
+
+    sysrq goes through the emulated keyboard (QMP sendkey), which works even when
+    a spinning thread starves user space; SSH is only the fallback.
+    """
     notes = []
     before = guest.console.offset
-    try:
-        with guest.connection(command_timeout=15).connect() as c:
-            c.run("echo 1 > /proc/sys/kernel/sysrq; echo t > /proc/sysrq-trigger; "
-                  "echo w > /proc/sysrq-trigger", timeout=15, check=False)
-        time.sleep(2)
-        notes.append("sysrq t/w task dump requested over SSH")
-    except Exception as e:
-        notes.append(f"sysrq over SSH failed: {e}")
+    sent = False
+    for key in ("alt-sysrq-w", "alt-sysrq-t", "alt-sysrq-l"):
+        try:
+            guest.qmp("human-monitor-command", timeout=5, **{"command-line": f"sendkey {key}"})
+            sent = True
+        except Exception as e:
+            notes.append(f"QMP sendkey {key} failed: {e}")
+            break
+        time.sleep(1.0)
+    if sent:
+        notes.append("sysrq w, t and l sent through the keyboard (QMP sendkey)")
+    else:
+        try:
+            with guest.connection(command_timeout=10).connect() as c:
+                c.run("echo w > /proc/sysrq-trigger; echo t > /proc/sysrq-trigger", timeout=10,
+                      check=False)
+            notes.append("sysrq w and t requested over SSH")
+        except Exception as e:
+            notes.append(f"sysrq over SSH failed too: {e}")
+    time.sleep(2.0)
     try:
         regs = guest.qmp("human-monitor-command", timeout=10, **{"command-line": "info registers -a"})
         (out / "registers.txt").write_text(str(regs))
@@ -153,6 +169,7 @@ def capture_hang_evidence(guest: Guest, out: Path) -> list[str]:
         with open(guest.record.console_log, "rb") as f:
             f.seek(before)
             (out / "hang-console.txt").write_bytes(f.read())
+        notes.append("console output after the hang saved to hang-console.txt")
     except OSError:
         pass
     return notes
@@ -284,12 +301,19 @@ def _stream(guest: Guest, conn, argv, t: Thresholds, threads: int, period: float
                 return INFRA, f"soak agent: {rec.get('err')}", []
             progress(rec, len({f.cycle for f in failures}))
             on_record(rec, guest)
-        # The console decides crashes, whatever the channel says.
-        bad = [f for f in findings(guest.console.poll()) if f.kind in FATAL]
+        # The console decides crashes and stalls, whatever the channel says.
+        seen = findings(guest.console.poll())
+        bad = [f for f in seen if f.kind in FATAL]
         if bad:
             time.sleep(1.0)
             guest.console.poll()
             return CRASH, f"kernel {bad[0].kind}: {bad[0].line.strip()}", guest.console.tail(60).splitlines()
+        stuck = [f for f in seen if f.kind in STUCK]
+        if stuck:
+            notes = capture_hang_evidence(guest, out)
+            guest.console.poll()
+            return HANG, f"kernel reports {stuck[0].kind}: {stuck[0].line.strip()}", \
+                notes + guest.console.tail(80).splitlines()
         if not guest.running():
             return CRASH if failures else INFRA, f"QEMU exited (status {guest.exit_code()})", \
                 guest.console.tail(40).splitlines()

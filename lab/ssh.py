@@ -31,6 +31,14 @@ class SSHError(LabError):
     pass
 
 
+class HostKeyError(SSHError):
+    """The guest offered another host key than the one recorded at image build."""
+
+
+class ConnectError(SSHError):
+    """No SSH session could be set up (refused, no banner, timeout...): may be transient."""
+
+
 class RemoteCommandError(SSHError):
     def __init__(self, command: str, result: "Result"):
         self.command, self.result = command, result
@@ -82,15 +90,17 @@ class Connection:
                            allow_agent=False, look_for_keys=False)
         except paramiko.BadHostKeyException as e:
             client.close()
-            raise SSHError(f"host key mismatch on {name}: the guest offered "
-                           f"{e.key.get_name()} {e.key.get_base64()[:24]}..., the image recorded "
-                           f"{self.host_key[:40]}...: refusing to connect") from None
-        except paramiko.SSHException as e:
+            raise HostKeyError(f"host key mismatch on {name}: the guest offered "
+                               f"{e.key.get_name()} {e.key.get_base64()[:24]}..., the image "
+                               f"recorded {self.host_key[:40]}...: refusing to connect") from None
+        except (paramiko.SSHException, OSError, EOFError) as e:
             client.close()
             if "not found in known_hosts" in str(e):
-                raise SSHError(f"{name} offered a host key of another type than the recorded "
-                               f"one ({self.host_key.split()[0]}): refusing to connect") from None
-            raise
+                raise HostKeyError(f"{name} offered a host key of another type than the "
+                                   f"recorded one ({self.host_key.split()[0]}): refusing to "
+                                   "connect") from None
+            raise ConnectError(f"cannot open an SSH session to {name}: "
+                               f"{e or type(e).__name__}") from None
         self.client = client
         return self
 
@@ -115,8 +125,12 @@ class Connection:
         return t
 
     def open_channel(self, command: str | Sequence[str]) -> paramiko.Channel:
-        ch = self._transport().open_session(timeout=self.connect_timeout)
-        ch.exec_command(command_string(command))
+        try:
+            ch = self._transport().open_session(timeout=self.connect_timeout)
+            ch.exec_command(command_string(command))
+        except (paramiko.SSHException, OSError, EOFError) as e:
+            raise ConnectError(f"cannot start {command_string(command)!r} on port "
+                               f"{self.port}: {e or type(e).__name__}") from None
         return ch
 
     def run(self, command: str | Sequence[str], timeout: float | None = None,
