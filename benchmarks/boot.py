@@ -33,7 +33,8 @@ def bare_boot(target, im) -> float:
             "-m", str(target.memory), "-accel", "tcg", "-kernel", str(im.kernel),
             "-initrd", str(im.initramfs), "-append", cmdline, "-display", "none",
             "-monitor", "none", "-serial", "null", "-no-reboot",
-            "-nic", "user,model=e1000", "-device", "virtio-rng-pci"]
+            "-netdev", "user,id=net0", "-device", "e1000,netdev=net0,autonegotiation=off",
+            "-device", "virtio-rng-pci"]
     t0 = time.monotonic()
     subprocess.run(argv, check=True, timeout=120, stdout=subprocess.DEVNULL)
     return time.monotonic() - t0

@@ -39,7 +39,7 @@ def test_command_line_has_console_log_qmp_and_port(tmp_path):
     s = " ".join(argv)
     assert argv[0] == "qemu-system-alpha"
     assert "-M clipper -cpu ev67 -smp 4 -m 512 -accel tcg" in s
-    assert "hostfwd=tcp:127.0.0.1:2222-:22" in s
+    assert "user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22" in s and "e1000,netdev=net0" in s
     assert f"logfile={tmp_path}/console.log" in s and f"unix:{tmp_path}/qmp.sock" in s
     assert "panic=-1" in s and "-no-reboot" in argv
 
