@@ -77,8 +77,14 @@ static void json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-/* Counts over /proc: tasks whose comm is `comm`, zombies, all processes. */
-static void scan_proc(const char *comm, int *matching, int *zombies, int *procs)
+/*
+ * Counts over /proc: tasks whose comm is `comm`, zombies, all processes, and
+ * the highest PID seen. With min_pid > 0 only PIDs above it are read: new
+ * tasks get higher PIDs (until the PID space wraps), so after a load this
+ * finds the module's threads without reading every process.
+ */
+static void scan_proc(const char *comm, int min_pid, int *matching, int *zombies, int *procs,
+		      int *max_pid)
 {
 	DIR *d = opendir("/proc");
 	struct dirent *e;
@@ -92,10 +98,17 @@ static void scan_proc(const char *comm, int *matching, int *zombies, int *procs)
 		ssize_t len;
 		char *open_paren, *close_paren;
 
+		int pid;
+
 		if (!isdigit((unsigned char)e->d_name[0]))
 			continue;
-		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
-		fd = open(path, O_RDONLY);
+		pid = atoi(e->d_name);
+		if (pid <= min_pid)
+			continue;
+		if (max_pid && pid > *max_pid)
+			*max_pid = pid;
+		snprintf(path, sizeof(path), "%s/stat", e->d_name);
+		fd = openat(dirfd(d), path, O_RDONLY);
 		if (fd < 0)
 			continue;
 		len = read(fd, buf, sizeof(buf) - 1);
@@ -258,7 +271,7 @@ int main(int argc, char **argv)
 	struct opts o = { .params = "", .cycles = 1, .wait_ms = 10000 };
 	static struct cycle c;
 	regex_t start_re, wake_re;
-	int opt, kmsg = -1, base_zombies = 0, base_procs = 0, dummy, failed = 0;
+	int opt, kmsg = -1, base_zombies = 0, base_procs = 0, dummy, failed = 0, last_pid = 0;
 	size_t len;
 	char *image;
 	long n;
@@ -297,7 +310,7 @@ int main(int argc, char **argv)
 		kmsg = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
 		if (kmsg >= 0)
 			lseek(kmsg, 0, SEEK_END);
-		scan_proc(NULL, &dummy, &base_zombies, &base_procs);
+		scan_proc(NULL, 0, &dummy, &base_zombies, &base_procs, &last_pid);
 	}
 	printf("{\"type\":\"baseline\",\"zombies\":%d,\"procs\":%d,\"t_us\":%lld,\"kmsg\":%s}\n",
 	       base_zombies, base_procs, now_us(), kmsg >= 0 ? "true" : "false");
@@ -322,11 +335,13 @@ int main(int argc, char **argv)
 		c.load_us = now_us() - t0;
 		if (!o.bare && o.comm && o.threads > 0) {
 			deadline = t0 + o.wait_ms * 1000LL;
-			for (;;) {
-				scan_proc(o.comm, &c.threads_seen, &z, &c.procs);
-				if (c.threads_seen >= o.threads || now_us() > deadline)
-					break;
-				sleep_ms(1);
+			/* Fast path: only tasks newer than any seen before the load. */
+			scan_proc(o.comm, last_pid, &c.threads_seen, &z, &z, NULL);
+			while (c.threads_seen < o.threads && now_us() <= deadline) {
+				/* Slow path (threads not up yet, or PIDs wrapped): everything. */
+				scan_proc(o.comm, 0, &c.threads_seen, &z, &z, NULL);
+				if (c.threads_seen < o.threads)
+					sleep_ms(1);
 			}
 			c.threads_us = now_us() - t0;
 			if (c.threads_seen < o.threads)
@@ -341,7 +356,8 @@ int main(int argc, char **argv)
 		}
 		c.unload_us = now_us() - t0;
 		if (!o.bare) {
-			scan_proc(o.comm, &c.threads_after, &c.zombies, &c.procs);
+			last_pid = 0;
+			scan_proc(o.comm, 0, &c.threads_after, &c.zombies, &c.procs, &last_pid);
 			c.zombies -= base_zombies;
 			c.module_listed = module_listed(o.name);
 			drain_kmsg(kmsg, o.start_re ? &start_re : NULL, o.wake_re ? &wake_re : NULL, &c);
