@@ -32,8 +32,11 @@ def wake_periods(wake_ts: Iterable[Iterable[int]]) -> dict[int, list[float]]:
     by_id: dict[int, list[int]] = {}
     for tid, ts in wake_ts:
         by_id.setdefault(int(tid), []).append(int(ts))
-    return {tid: [(b - a) / 1000.0 for a, b in zip(sorted(t), sorted(t)[1:])]
-            for tid, t in by_id.items()}
+    out = {}
+    for tid, stamps in by_id.items():
+        stamps.sort()
+        out[tid] = [(b - a) / 1000.0 for a, b in zip(stamps, stamps[1:])]
+    return out
 
 
 def check_cycle(rec: Mapping[str, Any], t: Thresholds, expected_threads: int,

@@ -232,7 +232,6 @@ def run_soak(lab: Lab, target: Target, opts: SoakOptions,
         if verdict == HANG or (owned and not opts.keep) or not guest.running():
             guest.shutdown(soft_timeout=target.timeouts.shutdown, hard_only=verdict in (HANG, CRASH))
     seconds = time.monotonic() - t_start
-    cycles = sum(1 for r in records if r.get("type") == "cycle")
     summary = summarize(records, failures, verdict, thresholds, {
         "target": target.name, "arch": target.arch, "smp": guest.record.smp,
         "cpu": target.cpu, "reason": reason, "evidence": evidence,

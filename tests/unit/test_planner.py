@@ -1,7 +1,5 @@
 """Cache keys and the build planner, with fake steps (no compiler involved)."""
 
-from pathlib import Path
-
 from lab.cache import Store, hash_inputs
 from lab.images.steps import BuildContext, Step, execute, plan
 
@@ -31,7 +29,7 @@ def graph(log, kernel_config="CONFIG_SMP=y", init="v1"):
     """Two targets of one arch: they share the source, kernel and rootfs."""
     src = FakeStep("kernel-source", "linux", {"version": "6.1.192"}, log=log)
     targets = []
-    for t in ("alpha-ds20", "alpha-es40"):
+    for _target in ("alpha-ds20", "alpha-es40"):
         kernel = FakeStep("kernel", "linux-alpha", {"config": kernel_config}, [src], log)
         busybox = FakeStep("busybox", "alpha", {"config": "default"}, log=log)
         rootfs = FakeStep("rootfs", "alpha", {"init": init}, [busybox], log)
