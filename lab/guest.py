@@ -32,9 +32,17 @@ BASE_CMDLINE = "console=ttyS0 rdinit=/sbin/init panic=-1"
 class BootVerdict(GuestError):
     """The guest did not become ready: panic, oops, QEMU exit, silent hang or timeout."""
 
-    def __init__(self, verdict: str, message: str, console_tail: str = ""):
+    def __init__(self, verdict: str, message: str, console_tail: str = "",
+                 exit_code: int | None = None):
         self.verdict = verdict
+        self.exit_code = exit_code
         super().__init__(f"{verdict}: {message}", console_tail)
+
+    @property
+    def silent_exit(self) -> bool:
+        """QEMU stopped with status 0 and the kernel said nothing wrong: an emulator fault."""
+        return (self.verdict == "qemu-exit" and self.exit_code == 0
+                and not findings(self.console_tail.splitlines()))
 
 
 def free_port() -> int:
@@ -167,7 +175,7 @@ class Guest:
                 self.console.poll()
                 raise BootVerdict("qemu-exit", f"QEMU exited with status {code} before SSH was "
                                   f"ready; stderr: {self.stderr().strip()[-500:] or '(empty)'}",
-                                  self.console.tail(40))
+                                  self.console.tail(40), exit_code=code)
             if any(READY_MARK in line for line in new):
                 ready = True
             if ready and time.monotonic() >= next_try:

@@ -9,7 +9,7 @@ from .cache import Store
 from .config import Lab, Target
 from .deadline import Deadline
 from .errors import LabError
-from .guest import Guest
+from .guest import BootVerdict, Guest
 from .images import images_for, target_steps
 from .images.steps import plan
 from .paths import cache_dir
@@ -39,16 +39,28 @@ def up(lab: Lab, target: Target, *, name: str | None = None, smp: int | None = N
     if accel == "kvm" and chosen != "kvm":
         raise LabError(f"KVM was asked for, but a probe boot of {target.name} under KVM failed "
                        f"(see {cache_dir() / 'kvm-probe.json'})")
-    status(f"booting {name or target.name} ({chosen}, {smp or target.smp} CPU)")
-    guest = Guest.launch(target, images, name or target.name, chosen, smp, memory,
-                         extra_cmdline, log=verbose)
-    try:
-        deadline = Deadline(timeout or target.timeouts.boot, f"boot of {target.name}")
-        conn = guest.wait_ready(deadline, target.timeouts.silence)
-    except BaseException:
-        guest.shutdown(hard_only=True)
-        raise
-    return guest, conn
+    attempts = 1 + target.boot_retries
+    for attempt in range(1, attempts + 1):
+        status(f"booting {name or target.name} ({chosen}, {smp or target.smp} CPU)"
+               + (f", attempt {attempt} of {attempts}" if attempt > 1 else ""))
+        guest = Guest.launch(target, images, name or target.name, chosen, smp, memory,
+                             extra_cmdline, log=verbose)
+        try:
+            deadline = Deadline(timeout or target.timeouts.boot, f"boot of {target.name}")
+            conn = guest.wait_ready(deadline, target.timeouts.silence)
+        except BootVerdict as e:
+            guest.shutdown(hard_only=True)
+            if e.silent_exit and attempt < attempts:
+                verbose(f"QEMU exited silently during boot (attempt {attempt}); booting again")
+                continue
+            raise
+        except BaseException:
+            guest.shutdown(hard_only=True)
+            raise
+        guest.record.boot_attempts = attempt
+        guest.record.save()
+        return guest, conn
+    raise AssertionError("unreachable")
 
 
 def find(name: str) -> GuestRecord:

@@ -28,6 +28,7 @@ class GuestRecord:
     rootfs_key: str
     kernel_release: str
     started: float = field(default_factory=time.time)
+    boot_attempts: int = 1
     command: list[str] = field(default_factory=list)
 
     @property

@@ -50,6 +50,7 @@ def test_good_target(tmp_path):
     (GOOD + "qemu_args: [1, 2]\n", "qemu_args[0]", ["expected str"]),
     (GOOD + "timeouts: {boot: 0}\n", "timeouts.boot", ["out of range"]),
     (GOOD + "timeouts: {bot: 3}\n", "timeouts.bot", ["unknown key", "boot"]),
+    (GOOD + "boot_retries: 9\n", "boot_retries", ["0..5"]),
     ("arch: [alpha\n", "(syntax)", []),
     ("- a list\n", "(top level)", ["mapping"]),
 ])

@@ -105,3 +105,76 @@ def test_a_guest_name_is_taken_once(fake_qemu):
             launch(fake_qemu, "ready")
     finally:
         g.shutdown(hard_only=True)
+
+
+def test_silent_qemu_exit_is_told_apart_from_a_panic(fake_qemu):
+    g = launch(fake_qemu, "vanish")
+    with pytest.raises(BootVerdict) as e:
+        g.wait_ready(Deadline(30), silence=30)
+    g.shutdown(hard_only=True)
+    assert e.value.verdict == "qemu-exit" and e.value.silent_exit
+    p = launch(fake_qemu, "panic", name="g2")
+    with pytest.raises(BootVerdict) as e2:
+        p.wait_ready(Deadline(30), silence=30)
+    p.shutdown(hard_only=True)
+    assert not e2.value.silent_exit
+
+
+@pytest.fixture
+def fake_up(fake_qemu, monkeypatch, tmp_path):
+    """lifecycle.up() against the fake QEMU: no image build, no KVM probe, no real SSH."""
+    import lab.lifecycle as lc
+    monkeypatch.setattr(lc, "ensure_images", lambda lab, target, status: None)
+    monkeypatch.setattr(lc, "images_for", lambda lab, target, store: images(tmp_path))
+    monkeypatch.setattr(lc, "choose_accel", lambda *a: "tcg")
+    launches = []
+    real_launch = Guest.launch.__func__
+
+    def counting_launch(cls, *a, **kw):
+        launches.append(1)
+        return real_launch(cls, *a, **kw)
+    monkeypatch.setattr(Guest, "launch", classmethod(counting_launch))
+    monkeypatch.setattr(Guest, "wait_ready",
+                        lambda self, d, s: _ready_without_ssh(self, d, s))
+    return lc, launches
+
+
+def _ready_without_ssh(guest, deadline, silence):
+    # the fake's "ready" has no SSH server behind it: stop at the ready mark
+    while not deadline.expired():
+        for line in guest.console.poll():
+            if "sshd ready" in line:
+                return "connection"
+        code = guest.exit_code()
+        if code is not None:
+            raise BootVerdict("qemu-exit", "exited", guest.console.tail(), exit_code=code)
+        time.sleep(0.02)
+    raise BootVerdict("timeout", "no ready mark")
+
+
+def test_up_boots_again_after_a_silent_exit(fake_up, monkeypatch, tmp_path):
+    lc, launches = fake_up
+    monkeypatch.setenv("FAKE_QEMU_ONCE", str(tmp_path / "vanished"))
+    lab = load_lab()
+    guest, conn = lc.up(lab, lab.target("alpha-es40"), extra_cmdline="fake=vanish")
+    try:
+        assert len(launches) == 2 and guest.record.boot_attempts == 2
+    finally:
+        guest.shutdown(hard_only=True)
+
+
+def test_up_gives_up_after_the_retries(fake_up):
+    lc, launches = fake_up
+    lab = load_lab()
+    with pytest.raises(BootVerdict) as e:
+        lc.up(lab, lab.target("alpha-es40"), extra_cmdline="fake=vanish")
+    assert e.value.silent_exit and len(launches) == 2
+    assert all_records() == []
+
+
+def test_a_panic_is_never_retried(fake_up):
+    lc, launches = fake_up
+    lab = load_lab()
+    with pytest.raises(BootVerdict):
+        lc.up(lab, lab.target("alpha-es40"), extra_cmdline="fake=panic")
+    assert len(launches) == 1
