@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -97,16 +97,15 @@ class ModuleSpec:
     default_period_ms: int = 0
     start_message: str = ""
     wake_message: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 def load_spec(module_dir: Path) -> ModuleSpec:
+    """The directory's lab.yaml; without one, only the module name is known (from the build)."""
     p = module_dir / "lab.yaml"
     if not p.is_file():
-        kos = [x.stem for x in module_dir.glob("*.c")]
-        return ModuleSpec(module=kos[0] if kos else module_dir.name)
+        return ModuleSpec(module="")
     data = yaml.safe_load(p.read_text()) or {}
-    known = set(ModuleSpec.__dataclass_fields__) - {"extra"}
+    known = set(ModuleSpec.__dataclass_fields__)
     unknown = set(data) - known
     if unknown:
         from .errors import ConfigError
@@ -198,6 +197,10 @@ def build_module(lab: Lab, target: Target, module_dir: Path | None = None,
     art = step.artifact(store)
     man = art.manifest()
     names = man["modules"]
-    pick = f"{spec.module}.ko" if f"{spec.module}.ko" in names else names[0]
+    if spec.module and f"{spec.module}.ko" not in names:
+        raise LabError(f"{module_dir / 'lab.yaml'} names module {spec.module!r}, but the build "
+                       f"made {', '.join(names)}")
+    pick = f"{spec.module}.ko" if spec.module else names[0]
+    spec = spec if spec.module else replace(spec, module=pick[:-3])
     ko = art.path / pick
     return BuiltModule(ko, file_digest(ko), art.key, spec, man["release"]), bool(built)
