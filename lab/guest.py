@@ -144,10 +144,10 @@ class Guest:
             return self.proc.poll() is None
         return pid_is_qemu(self.record.pid)
 
-    def connection(self, command_timeout: float = 60.0) -> Connection:
+    def connection(self, command_timeout: float = 60.0, connect_timeout: float = 10.0) -> Connection:
         key, _ = ensure_client_key()
         return Connection(self.record.ssh_port, key, self.record.host_key,
-                          command_timeout=command_timeout)
+                          connect_timeout=connect_timeout, command_timeout=command_timeout)
 
     # ---- wait until ready ---------------------------------------------------------
     def wait_ready(self, deadline: Deadline, silence: float) -> Connection:
@@ -158,8 +158,8 @@ class Guest:
         last_error: Exception | None = None
         while True:
             new = self.console.poll()
-            if new or self.console.partial:
-                last_output = time.monotonic() if new else last_output
+            if new:
+                last_output = time.monotonic()
             bad = [f for f in findings(new) if f.kind in FATAL]
             if bad:
                 # Let the rest of the report reach the log before quoting it.
@@ -182,7 +182,8 @@ class Guest:
                 # One attempt at a time, spaced out: sshd limits unauthenticated
                 # connections, and a storm of them locks us out.
                 try:
-                    return self.connection().connect()
+                    limit = max(1.0, min(10.0, deadline.remaining()))
+                    return self.connection(connect_timeout=limit).connect()
                 except ConnectError as e:  # sshd not answering yet
                     last_error = e
                     next_try = time.monotonic() + 0.5
