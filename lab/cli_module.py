@@ -36,7 +36,8 @@ def cmd_deploy(args, ui) -> int:
     target = lab.target(args.target or lab.default_target)
     rec = find(args.name or target.name)
     if rec.target != target.name:
-        raise_mismatch(rec, target)
+        from .errors import LabError
+        raise LabError(f"guest {rec.name} runs target {rec.target}, not {target.name}")
     with ui.status(f"deploying to {rec.name}") as status:
         mod, _ = build_module(lab, target, args.module, status=status)
         with Guest(rec).connection().connect() as conn:
@@ -49,11 +50,6 @@ def cmd_deploy(args, ui) -> int:
         ui.out.print(f"{'deployed' if d.sent else 'already deployed'} {d.remote} on {rec.name} "
                      f"({d.size} bytes, sha256 {d.sha256[:16]})")
     return 0
-
-
-def raise_mismatch(rec, target):
-    from .errors import LabError
-    raise LabError(f"guest {rec.name} runs target {rec.target}, not {target.name}")
 
 
 def register(sub, add) -> None:

@@ -155,8 +155,8 @@ class ModuleBuild(Step):
         shutil.copytree(self.module_dir, src, ignore=shutil.ignore_patterns(
             "*.o", "*.ko", "*.mod", "*.mod.c", ".*.cmd", "Module.symvers", "modules.order"))
         ctx.status(f"building module {self.name}")
-        argv = ["make", "-C", str(build), f"M={src}", f"ARCH={self.kernel.arch_kernel()}",
-                f"CROSS_COMPILE={self.kernel.spec.toolchain}", f"-j{ctx.jobs}", "modules"]
+        argv = ["make", "-C", str(build), f"M={src}", *self.kernel.cross_make_vars(ctx.jobs),
+                "modules"]
         if self.extra_cflags:
             argv.append(f"ccflags-y={self.extra_cflags}")
         run(argv, log=ctx.log_for(self), what=f"module build {self.name}")

@@ -115,10 +115,12 @@ class KernelBuild(Step):
             "compiler": tool_version(cc, self.spec.compiler_package),
         }
 
+    def cross_make_vars(self, jobs: int = 1) -> list[str]:
+        """make arguments that select this arch and its cross toolchain."""
+        return [f"ARCH={self.arch_kernel()}", f"CROSS_COMPILE={self.spec.toolchain}", f"-j{jobs}"]
+
     def make_argv(self, src: Path, out: Path, *targets: str, jobs: int = 1) -> list[str]:
-        from ..config import ARCHES
-        return ["make", "-C", str(src), f"O={out}", f"ARCH={ARCHES[self.arch].kernel_arch}",
-                f"CROSS_COMPILE={self.spec.toolchain}", f"-j{jobs}", *targets]
+        return ["make", "-C", str(src), f"O={out}", *self.cross_make_vars(jobs), *targets]
 
     def build(self, ctx: BuildContext, out: Path, deps: Mapping[str, Artifact]) -> Mapping[str, Any]:
         for tool, pkg in MAKE_PACKAGES.items():
