@@ -18,8 +18,5 @@ class Deadline:
     def expired(self) -> bool:
         return time.monotonic() >= self.end
 
-    def elapsed(self) -> float:
-        return time.monotonic() - self.start
-
     def sleep(self, seconds: float) -> None:
         time.sleep(min(seconds, self.remaining()))

@@ -165,13 +165,8 @@ def capture_hang_evidence(guest: Guest, out: Path) -> list[str]:
         notes.append("CPU registers saved to registers.txt")
     except Exception as e:
         notes.append(f"QMP register dump failed: {e}")
-    try:
-        with open(guest.record.console_log, "rb") as f:
-            f.seek(before)
-            (out / "hang-console.txt").write_bytes(f.read())
+    if _save_console(guest, before, out / "hang-console.txt"):
         notes.append("console output after the hang saved to hang-console.txt")
-    except OSError:
-        pass
     return notes
 
 
@@ -255,13 +250,16 @@ def _rate(records: list[dict[str, Any]]) -> float | None:
     return round(cycles / (times[-1] - times[0]), 3) if cycles and times[-1] > times[0] else None
 
 
-def _save_console(guest: Guest, start: int, dest: Path) -> None:
+def _save_console(guest: Guest, start: int, dest: Path) -> bool:
+    """Copy the guest's console log from byte ``start`` to ``dest`` (empty if unreadable)."""
     try:
         with open(guest.record.console_log, "rb") as f:
             f.seek(start)
             dest.write_bytes(f.read())
+        return True
     except OSError:
         dest.write_bytes(b"")
+        return False
 
 
 def _stream(guest: Guest, conn, argv, t: Thresholds, threads: int, period: float | None,
