@@ -14,8 +14,9 @@ from typing import Iterator, Sequence
 from rich.console import Console
 from rich.table import Table
 
-from . import __version__
-from .errors import EXIT_INFRA, LabError, ModuleFailure
+from . import __version__, interrupt
+from .errors import LabError
+from .verdict import Verdict
 
 
 class UI:
@@ -99,7 +100,7 @@ def _reach(rec) -> dict:
 def cmd_up(args, ui: UI) -> int:
     from .lifecycle import up
     lab = _lab()
-    target = lab.target(args.target or lab.default_target)
+    target = lab.with_kernel(lab.target(args.target or lab.default_target), args.kernel)
     t0 = time.monotonic()
     with ui.status(f"starting {target.name}") as status:
         guest, conn = up(lab, target, name=args.name, smp=args.smp, memory=args.memory,
@@ -243,6 +244,7 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--memory", type=int, help="override the target's memory (MiB)")
     u.add_argument("--accel", choices=("auto", "tcg", "kvm"), default="auto")
     u.add_argument("--timeout", type=float, help="seconds to SSH-ready (default: target's boot timeout)")
+    u.add_argument("--kernel", metavar="PROFILE", help="kernel profile instead of the target's")
 
     d = add("down", cmd_down, "shut a guest down (soft, then hard)")
     d.add_argument("name", nargs="?")
@@ -268,17 +270,17 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     ui = UI(json_mode=getattr(args, "json", False), verbose=args.verbose)
+    restore = interrupt.install()
     try:
         return args.func(args, ui)
     except LabError as e:
         ui.err.print(f"lab: error: {e}", markup=False)
         return e.exit_code
-    except ModuleFailure as e:
-        ui.err.print(f"lab: module failed: {e}", markup=False)
-        return e.exit_code
     except KeyboardInterrupt:
-        ui.err.print("lab: interrupted", markup=False)
-        return EXIT_INFRA
+        ui.err.print(f"lab: {interrupt.reason()}", markup=False)
+        return Verdict.INTERRUPTED.exit_code
+    finally:
+        restore()
 
 
 if __name__ == "__main__":

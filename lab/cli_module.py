@@ -77,6 +77,8 @@ def register(sub, add) -> None:
     s.add_argument("--keep-going", action="store_true", help="continue after a failed cycle")
     s.add_argument("--out", type=Path, default=Path("results"), help="results directory")
     s.add_argument("--accel", choices=("auto", "tcg", "kvm"), default="auto")
+    s.add_argument("--kernel", metavar="PROFILE",
+                   help="kernel profile instead of the target's (e.g. linux-6.1-debug: kmemleak)")
     _thresholds(s)
 
     mx = add("matrix", cmd_matrix, "soak every target, several guests at once, then report")
@@ -90,6 +92,7 @@ def register(sub, add) -> None:
     mx.add_argument("--dwell-every", type=int, default=0, metavar="K")
     mx.add_argument("--dwell", type=float, default=0.0, metavar="S")
     mx.add_argument("--accel", choices=("auto", "tcg", "kvm"), default="auto")
+    mx.add_argument("--kernel", metavar="PROFILE", help="kernel profile instead of the targets'")
     _thresholds(mx)
 
     r = add("report", cmd_report, "merge result directories into report.html, summary.json, junit.xml")
@@ -100,27 +103,37 @@ def register(sub, add) -> None:
 
 
 def _thresholds(parser) -> None:
-    from .thresholds import NAMES
+    from .soak.thresholds import NAMES
     for name in NAMES:
         parser.add_argument("--" + name.replace("_", "-"), dest=name, type=float, default=None,
                             help=f"threshold override ({name})")
 
 
+def _soak_options(args, **kw):
+    """SoakOptions from the shared soak/matrix flags, checked before anything runs."""
+    from .soak import SoakOptions
+    from .soak.thresholds import NAMES
+    opts = SoakOptions(cycles=args.cycles, module_dir=args.module, params=args.params,
+                       dwell_every=args.dwell_every, dwell_s=args.dwell, accel=args.accel,
+                       overrides={k: getattr(args, k) for k in NAMES}, **kw)
+    opts.validate()
+    return opts
+
+
 def cmd_soak(args, ui) -> int:
+    from dataclasses import replace
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .soak import SoakOptions, run_soak
-    from .thresholds import NAMES
+    from .soak import run_soak
+    base = _soak_options(args, keep=args.keep, keep_going=args.keep_going)
     lab = _lab()
-    targets = [lab.target(t) for t in (args.target or [lab.default_target])]
-    overrides = {k: getattr(args, k) for k in NAMES}
+    targets = [lab.with_kernel(lab.target(t), args.kernel)
+               for t in (args.target or [lab.default_target])]
     results = []
     for target in targets:
         out = args.out / target.name if len(targets) > 1 else args.out
-        opts = SoakOptions(cycles=args.cycles, module_dir=args.module, params=args.params,
-                           dwell_every=args.dwell_every, dwell_s=args.dwell, keep=args.keep,
-                           out=out, overrides=overrides, keep_going=args.keep_going,
-                           accel=args.accel)
+        opts = replace(base, out=out)
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("{task.fields[rate]} cycles/s  failures {task.fields[fails]}"),
                       TimeElapsedColumn(), console=ui.err, transient=True) as bar:
@@ -154,9 +167,9 @@ def _fmt(v, unit=""):
 def print_summary(ui, res) -> None:
     from rich.table import Table
     s = res.summary
-    colour = {"pass": "green", "fail": "red", "crash": "red", "hang": "red", "infra": "yellow"}
+    colour = "green" if res.verdict == "pass" else "red" if res.verdict.module_failed else "yellow"
     ui.out.print(f"[bold]{s['target']}[/bold] ({s['arch']}, {s['smp']} CPU, kernel "
-                 f"{s['kernel_release']}): [{colour[s['verdict']]}]{s['verdict'].upper()}[/]  "
+                 f"{s.get('kernel_release', '?')}): [{colour}]{s['verdict'].upper()}[/]  "
                  f"{s['cycles']}/{s['requested_cycles']} cycles, "
                  f"{s['cycles_per_second'] or 0:.2f} cycles/s ({s['seconds']:.1f}s in all)")
     t = Table("latency (ms)", "p50", "p95", "p99", "max")
@@ -170,6 +183,9 @@ def print_summary(ui, res) -> None:
     if p["samples"]:
         ui.out.print(f"wake period: mean {_fmt(p['mean'])} ms, jitter {_fmt(p['jitter'])} ms "
                      f"(module period {s['module_period_ms']} ms)")
+    from .report import soak_facts
+    for line in soak_facts(s):
+        ui.out.print(line, markup=False)
     pr = s["processes"]
     ui.out.print(f"processes: baseline {pr['baseline']}, first {pr['first']}, last {pr['last']}; "
                  f"max new zombies {s['zombies_max']}")
@@ -177,7 +193,7 @@ def print_summary(ui, res) -> None:
     ui.out.print(f"thresholds: {th}", markup=False)
     if s["reason"]:
         ui.out.print(f"reason: {s['reason']}", markup=False)
-    for line in s["evidence"][-30:]:
+    for line in s["evidence"][:60]:
         ui.out.print(f"  | {line}", markup=False)
     for f in s["failures"][:10]:
         ui.out.print(f"cycle {f['cycle']}: {f['check']}: {f['message']}", markup=False)
@@ -191,15 +207,12 @@ def cmd_matrix(args, ui) -> int:
 
     from .matrix import default_jobs, parse_shard, run_matrix
     from .report import write_report
-    from .soak import SoakOptions
-    from .thresholds import NAMES
+    base = _soak_options(args)
     lab = _lab()
-    targets = [lab.target(t) for t in (args.targets or sorted(lab.targets))]
+    targets = [lab.with_kernel(lab.target(t), args.kernel)
+               for t in (args.targets or sorted(lab.targets))]
     shard = parse_shard(args.shard)
     jobs = args.jobs or default_jobs()
-    base = SoakOptions(cycles=args.cycles, module_dir=args.module, params=args.params,
-                       dwell_every=args.dwell_every, dwell_s=args.dwell, accel=args.accel,
-                       overrides={k: getattr(args, k) for k in NAMES})
     with Progress(TextColumn("{task.description:24}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[state]}"), console=ui.err) as bar:
         tasks = {}
@@ -211,7 +224,7 @@ def cmd_matrix(args, ui) -> int:
             return tasks[cell.target.name]
 
         def on_cell(cell, event):
-            state = cell.verdict if event == "done" else event
+            state = str(cell.verdict) if event == "done" else event
             bar.update(task_of(cell), state=state)
 
         def progress_for(cell):
@@ -230,13 +243,13 @@ def cmd_matrix(args, ui) -> int:
         for c in cells:
             ui.out.print(f"{c.target.name:16} {c.verdict:6} {c.seconds:7.1f}s  {c.out}")
         ui.out.print(f"report: {args.out / 'report.html'}")
-    from .checks import VERDICT_EXIT
-    return max((VERDICT_EXIT[c.verdict] for c in cells), default=0)
+    from .verdict import Verdict
+    return max((Verdict(c.verdict).exit_code for c in cells), default=0)
 
 
 def cmd_report(args, ui) -> int:
-    from .checks import VERDICT_EXIT
     from .report import write_report
+    from .verdict import Verdict
     out = args.out or (args.dirs[0] / "report" / "report.html")
     merged = write_report(args.dirs, out, args.previous)
     if ui.json_mode:
@@ -247,4 +260,4 @@ def cmd_report(args, ui) -> int:
         for line in merged["triage"]:
             ui.out.print(line)
         ui.out.print(f"report: {out} (summary.json and junit.xml beside it)")
-    return VERDICT_EXIT[merged["verdict"]]
+    return Verdict(merged["verdict"]).exit_code

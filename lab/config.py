@@ -5,7 +5,7 @@ Every error names the file, the key and the valid choices, in one line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -291,6 +291,19 @@ class Lab:
 
     def profile_of(self, target: Target) -> KernelProfile:
         return self.profiles[target.kernel]
+
+    def with_kernel(self, target: Target, profile: str | None) -> Target:
+        """``target`` with another kernel profile (``--kernel``), checked like a target file."""
+        if not profile or profile == target.kernel:
+            return target
+        if profile not in self.profiles:
+            raise LabError(f"--kernel {profile}: not a kernel profile; choose one of: "
+                           f"{', '.join(sorted(self.profiles))}")
+        if target.arch not in self.profiles[profile].arches:
+            raise LabError(f"--kernel {profile}: the profile does not build for {target.arch} "
+                           f"(target {target.name}); it builds: "
+                           f"{', '.join(self.profiles[profile].arches)}")
+        return replace(target, kernel=profile)
 
 
 def load_lab(root: Path | None = None) -> Lab:

@@ -19,10 +19,11 @@ TROUBLE = [
     ("oops", re.compile(r"\bOops\b|Unable to handle kernel|general protection fault|"
                         r"BUG: unable to handle|BUG: kernel NULL pointer|kernel BUG at")),
     ("bug", re.compile(r"\bBUG: ")),
+    ("oom", re.compile(r"invoked oom-killer|Out of memory: Kill")),
     ("warning", re.compile(r"\bWARNING: ")),
     ("unhandled", re.compile(r"\bunhandled\b", re.I)),
 ]
-FATAL = {"panic", "oops", "bug"}          # the kernel crashed: a crash verdict
+FATAL = {"panic", "oops", "bug", "oom"}   # the kernel crashed (or ran out of memory): a crash
 STUCK = {"soft-lockup", "rcu-stall", "hung-task"}  # the kernel says it is stuck: a hang verdict
 
 READY_MARK = "lab-guest: sshd ready"
@@ -76,3 +77,37 @@ def findings(lines: list[str]) -> list[Finding]:
         if kind:
             out.append(Finding(kind, line))
     return out
+
+
+# Where a kernel's report of one oops ends: x86 closes it with an end-trace
+# marker; Alpha prints no marker, its report ends with the "Code:" line after
+# the "Trace:" block.
+END_TRACE = re.compile(r"---\[ end trace|Kernel panic - not syncing")
+TRACE_START = re.compile(r"\b(Call )?Trace:")
+CODE_LINE = re.compile(r"\bCode:")
+
+
+def first_report(lines: list[str], max_lines: int = 80) -> list[str]:
+    """The kernel's first oops/BUG/panic report, from its first line through its call
+    trace, then one line saying how many console lines follow (they are often pages
+    of repeated registers after an Alpha oops, or the fallout of the first report)."""
+    start = next((i for i, line in enumerate(lines) if classify(line) in FATAL), None)
+    if start is None:
+        return []
+    end, seen_trace = None, False
+    for i in range(start, min(len(lines), start + max_lines)):
+        line = lines[i]
+        if i > start and END_TRACE.search(line):
+            end = i
+            break
+        if TRACE_START.search(line):
+            seen_trace = True
+        elif seen_trace and CODE_LINE.search(line):
+            end = i
+            break
+    end = end if end is not None else min(len(lines), start + max_lines) - 1
+    report = [line.rstrip() for line in lines[start:end + 1]]
+    rest = len(lines) - end - 1
+    if rest > 0:
+        report.append(f"[... {rest} more console line(s) after the first report: see console.log]")
+    return report

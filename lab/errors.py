@@ -1,18 +1,13 @@
 """Exceptions of the lab, each carrying the context a user needs to act on it.
 
-Two families map to the two non-zero exit codes of every command:
-``LabError`` (the lab itself could not run: exit 2) and ``ModuleFailure``
-(the module under test failed a check: exit 1).
+``LabError`` and its kinds mean the lab itself could not run (exit 2). A module
+that fails is not an exception: it is a verdict (lab.verdict), and so is exit 1.
 """
 
 from __future__ import annotations
 
 import shlex
 from typing import Sequence
-
-EXIT_PASS = 0
-EXIT_MODULE_FAILED = 1
-EXIT_INFRA = 2
 
 
 def tail(text: str, lines: int = 20) -> str:
@@ -23,7 +18,7 @@ def tail(text: str, lines: int = 20) -> str:
 class LabError(Exception):
     """The lab could not do its job (bad config, missing tool, build failure...)."""
 
-    exit_code = EXIT_INFRA
+    exit_code = 2  # Verdict.INFRA.exit_code
 
 
 class ConfigError(LabError):
@@ -68,9 +63,3 @@ class GuestError(LabError):
         if console_tail.strip():
             message += "\n--- console ---\n" + tail(console_tail)
         super().__init__(message)
-
-
-class ModuleFailure(Exception):
-    """The module under test failed (a soak check, a crash, a hang): exit 1."""
-
-    exit_code = EXIT_MODULE_FAILED

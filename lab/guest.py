@@ -21,6 +21,7 @@ from .console import FATAL, KVM_FATAL, READY_MARK, ConsoleLog, findings
 from .deadline import Deadline
 from .errors import GuestError, LabError
 from .images import GuestImages
+from .interrupt import check as check_interrupt
 from .keys import ensure_client_key
 from .runner import require
 from .ssh import ConnectError, Connection, known_hosts_line
@@ -157,6 +158,7 @@ class Guest:
         next_try = 0.0
         last_error: Exception | None = None
         while True:
+            check_interrupt()
             new = self.console.poll()
             if new:
                 last_output = time.monotonic()

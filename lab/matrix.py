@@ -17,9 +17,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .checks import INFRA
 from .config import Lab, Target
 from .errors import LabError
+from .interrupt import STOP, reason as stop_reason
+from .verdict import Verdict
 
 GUEST_MEMORY_GIB = 1.0  # a guest's RAM plus QEMU's own, for the default job count
 
@@ -55,7 +56,7 @@ def default_jobs() -> int:
 class Cell:
     target: Target
     out: Path
-    verdict: str = "pending"
+    verdict: Verdict | str = "pending"
     seconds: float = 0.0
     summary: dict | None = None
 
@@ -66,7 +67,7 @@ def run_matrix(lab: Lab, targets: Sequence[Target], base_opts, out: Path, jobs: 
                progress_for: Callable[[Cell], Callable] = lambda c: (lambda rec, fails: None)
                ) -> list[Cell]:
     """Soak every cell of this shard; returns the cells with their verdicts."""
-    from .agent import build_agent
+    from .soak.agent import build_agent
     from .lifecycle import ensure_images
     from .module import build_module
     from .soak import run_soak
@@ -74,37 +75,60 @@ def run_matrix(lab: Lab, targets: Sequence[Target], base_opts, out: Path, jobs: 
     names = shard_cells([t.name for t in targets], shard)
     cells = [Cell(lab.target(n), out / n) for n in names]
     # Builds first, one at a time: two cores are better spent on one compiler at a time.
-    for c in cells:
-        on_cell(c, "building")
-        ensure_images(lab, c.target, lambda m: None)
-        build_module(lab, c.target, base_opts.module_dir)
-        build_agent(lab, c.target)
+    try:
+        for c in cells:
+            on_cell(c, "building")
+            ensure_images(lab, c.target, lambda m: None)
+            build_module(lab, c.target, base_opts.module_dir)
+            build_agent(lab, c.target)
+    except KeyboardInterrupt:
+        STOP.set()
 
     def one(cell: Cell) -> Cell:
-        on_cell(cell, "running")
         t0 = time.monotonic()
+        if STOP.is_set():
+            _stand_in(cell, Verdict.INTERRUPTED, f"{stop_reason()} before the cell started")
+            on_cell(cell, "done")
+            return cell
+        on_cell(cell, "running")
         opts = replace(base_opts, out=cell.out, name=f"matrix-{cell.target.name}-{os.getpid()}",
                        keep=False)
         try:
             res = run_soak(lab, cell.target, opts, progress=progress_for(cell))
             cell.verdict, cell.summary = res.verdict, res.summary
+        except KeyboardInterrupt:  # stopped while booting; run_soak wrote the summary
+            cell.verdict = Verdict.INTERRUPTED
         except Exception as e:  # one cell's trouble never stops the others
-            cell.verdict = INFRA
-            cell.summary = {"target": cell.target.name, "arch": cell.target.arch,
-                            "smp": cell.target.smp, "cpu": cell.target.cpu, "verdict": INFRA,
-                            "reason": str(e) if isinstance(e, LabError) else traceback.format_exc(),
-                            "cycles": 0, "failures": [], "evidence": []}
-            cell.out.mkdir(parents=True, exist_ok=True)
-            (cell.out / "summary.json").write_text(json.dumps(cell.summary, indent=2))
+            _stand_in(cell, Verdict.INFRA,
+                      str(e) if isinstance(e, LabError) else traceback.format_exc())
         cell.seconds = time.monotonic() - t0
         on_cell(cell, "done")
         return cell
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        list(pool.map(one, cells))
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    futures = [pool.submit(one, c) for c in cells]
+    try:
+        for f in futures:
+            f.result()
+    except KeyboardInterrupt:
+        # Every running cell sees STOP, ends "interrupted" with its files written and its
+        # guest shut down; cells not started yet write an "interrupted" summary.
+        STOP.set()
+    finally:
+        pool.shutdown(wait=True)
     out.mkdir(parents=True, exist_ok=True)
     (out / "matrix.json").write_text(json.dumps({
         "shard": f"{shard[0]}/{shard[1]}", "jobs": jobs,
         "cells": [{"target": c.target.name, "verdict": c.verdict, "seconds": round(c.seconds, 2),
                    "dir": c.target.name} for c in cells]}, indent=2))
     return cells
+
+
+def _stand_in(cell: Cell, verdict: Verdict, reason: str) -> None:
+    """A summary for a cell that has none of its own (never started, or the lab failed)."""
+    cell.verdict = verdict
+    cell.summary = {"target": cell.target.name, "arch": cell.target.arch, "smp": cell.target.smp,
+                    "cpu": cell.target.cpu, "verdict": str(verdict), "reason": reason,
+                    "cycles": 0, "failures": [], "evidence": []}
+    cell.out.mkdir(parents=True, exist_ok=True)
+    (cell.out / "summary.json").write_text(json.dumps(cell.summary, indent=2))

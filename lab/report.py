@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from . import __version__
-from .checks import percentiles
 from .errors import LabError
 from .junit import write_junit
+from .soak.checks import percentiles, wake_periods
+from .verdict import COLOURS as VERDICT_COLOURS, Verdict, worst
 
-COLOURS = {"pass": "#2e9d4f", "fail": "#d1495b", "crash": "#8e1b2c", "hang": "#e07a1f",
-           "infra": "#8d8d8d", "missing": "#dddddd"}
+COLOURS = {**{str(v): c for v, c in VERDICT_COLOURS.items()}, "missing": "#dddddd"}
 REGRESSION_PCT = 25.0
 
 
@@ -58,8 +58,8 @@ def up_smp_triage(summaries: Mapping[str, Mapping[str, Any]]) -> list[str]:
     lines = []
     for arch in sorted({s["arch"] for s in summaries.values()}):
         cells = [s for s in summaries.values() if s["arch"] == arch]
-        up = [s["verdict"] == "pass" for s in cells if s.get("smp", 1) == 1]
-        smp = [s["verdict"] == "pass" for s in cells if s.get("smp", 1) > 1]
+        up = [s["verdict"] == Verdict.PASS for s in cells if s.get("smp", 1) == 1]
+        smp = [s["verdict"] == Verdict.PASS for s in cells if s.get("smp", 1) > 1]
         if up and smp and all(up) and not any(smp):
             lines.append(f"{arch}: fails only on SMP: likely a race or missing locking")
         elif up and smp and all(smp) and not any(up):
@@ -75,9 +75,9 @@ def compare(current: Mapping[str, Mapping], previous: Mapping[str, Mapping],
         p = previous.get(t)
         if not p:
             continue
-        if p["verdict"] == "pass" and s["verdict"] != "pass":
+        if p["verdict"] == Verdict.PASS and s["verdict"] != Verdict.PASS:
             new.append({"target": t, "was": p["verdict"], "now": s["verdict"]})
-        elif p["verdict"] != "pass" and s["verdict"] == "pass":
+        elif p["verdict"] != Verdict.PASS and s["verdict"] == Verdict.PASS:
             fixed.append({"target": t, "was": p["verdict"]})
         for k in ("load", "unload"):
             a = (p.get("latency_ms") or {}).get(k, {}).get("p95")
@@ -97,10 +97,9 @@ def merge(dirs: Iterable[Path], previous: Iterable[Path] = ()) -> dict[str, Any]
         prev = {t: json.loads((d / "summary.json").read_text())
                 for t, d in find_cells(prev_list).items()}
     verdicts = [s["verdict"] for s in summaries.values()]
-    worst = next((v for v in ("infra", "crash", "hang", "fail") if v in verdicts), "pass")
     return {
         "lab_version": __version__,
-        "verdict": worst,
+        "verdict": str(worst(verdicts)),
         "cells": summaries,
         "counts": {v: verdicts.count(v) for v in sorted(set(verdicts))},
         "kernels": sorted({s.get("kernel_release", "?") for s in summaries.values()}),
@@ -243,7 +242,6 @@ def render_html(merged: Mapping[str, Any], cell_dirs: Mapping[str, Path]) -> str
                    f"<td>{_num(per.get('mean'))} / {_num(per.get('jitter'))}</td>"
                    f"<td>{s.get('cycles_per_second') or '-'}</td></tr>")
     out.append("</table>")
-    from .checks import wake_periods
     for t, s in cells.items():
         recs = [r for r in load_records(cell_dirs[t]) if r.get("type") == "cycle"]
         periods: dict[int, list[float]] = {}
@@ -256,10 +254,13 @@ def render_html(merged: Mapping[str, Any], cell_dirs: Mapping[str, Path]) -> str
                                    "unload latency", colour="#2e8b8b")
                    + svg_period(periods, s.get("module_period_ms"))
                    + "</div>")
-        if s["verdict"] != "pass":
+        out.extend(f"<p class='meta'>{_e(line)}</p>" for line in soak_facts(s))
+        if s["verdict"] != Verdict.PASS:
             out.append(f"<p><b>{_e(s['verdict'])}</b>: {_e(s.get('reason', ''))}</p>")
             if s.get("evidence"):
-                out.append("<pre>" + _e("\n".join(s["evidence"][-40:])) + "</pre>")
+                # Crashes carry the first kernel report (head first); hangs end with
+                # the console after the task dumps.
+                out.append("<pre>" + _e("\n".join(s["evidence"][:120])) + "</pre>")
             for f in s.get("failures", [])[:10]:
                 out.append(f"<p>cycle {f['cycle']}: <b>{_e(f['check'])}</b>: {_e(f['message'])}</p>")
                 if f.get("evidence"):
@@ -267,6 +268,30 @@ def render_html(merged: Mapping[str, Any], cell_dirs: Mapping[str, Path]) -> str
         out.append("</div>")
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def soak_facts(s: Mapping[str, Any]) -> list[str]:
+    """One line each: the kernel threads the soak found, memory across the soak, kmemleak."""
+    lines = []
+    k = s.get("kthreads")
+    if k:
+        per = ", ".join(f"{n} thread(s) in {c} cycle(s)" for n, c in sorted(k["per_cycle"].items()))
+        lines.append(f"kernel threads found: first cycle {', '.join(k['first_cycle']) or 'none'}; "
+                     f"{per or 'no cycles'}")
+    m = s.get("memory") or {}
+    if m.get("samples"):
+        avail, slab = m.get("mem_available_kb", {}), m.get("slab_kb", {})
+        lines.append(f"memory over {m['samples']} cycles: MemAvailable {avail.get('first')} → "
+                     f"{avail.get('last')} kB ({m.get('MemAvailable_kb_per_cycle', '-')} kB/cycle lost), "
+                     f"Slab {slab.get('first')} → {slab.get('last')} kB "
+                     f"({m.get('Slab_kb_per_cycle', '-')} kB/cycle grown)")
+    km = s.get("kmemleak") or {}
+    if km.get("available") and "objects" in km:
+        lines.append(f"kmemleak: {km['attributed']} object(s) from this module, "
+                     f"{km['objects']} in all")
+    elif km and not km.get("available"):
+        lines.append("kmemleak: not in this kernel (i386: --kernel linux-6.1-debug)")
+    return lines
 
 
 def write_report(dirs: list[Path], out: Path, previous: list[Path] | None = None) -> dict[str, Any]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..cache import Artifact, Store, file_digest
-from ..config import Lab, Target
-from ..images.steps import BuildContext, Step, execute, plan
-from ..images.toolchain import tool_version
-from ..paths import cache_dir
-from ..runner import run
+from ...cache import Artifact, Store, file_digest
+from ...config import Lab, Target
+from ...images.steps import BuildContext, Step, execute, plan
+from ...images.toolchain import tool_version
+from ...paths import cache_dir
+from ...runner import run
 
 SOURCE = Path(__file__).with_name("soak-agent.c")
 REMOTE_PATH = "/lab/bin/soak-agent"
@@ -33,7 +33,7 @@ class AgentBuild(Step):
     def build(self, ctx: BuildContext, out: Path, deps: Mapping[str, Artifact]) -> Mapping[str, Any]:
         ctx.status(f"compiling soak agent for {self.arch}")
         # Dynamic: static glibc binaries crash on Alpha; the rootfs carries libc.
-        run([self.toolchain + "gcc", "-O2", "-Wall", "-o", str(out / "soak-agent"), str(SOURCE)],
+        run([self.toolchain + "gcc", "-O2", "-Wall", "-pthread", "-o", str(out / "soak-agent"), str(SOURCE)],
             log=ctx.log_for(self), what="soak agent build")
         return {}
 

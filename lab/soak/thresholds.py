@@ -6,8 +6,9 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Mapping
 
-from .config import ARCHES, _load_yaml, _Reader, _positive
-from .paths import project_root
+from ..config import ARCHES, _load_yaml, _Reader, _positive
+from ..errors import ConfigError, LabError
+from ..paths import project_root
 
 
 @dataclass(frozen=True)
@@ -16,9 +17,16 @@ class Thresholds:
     max_threads_ms: float = 2000
     max_unload_ms: float = 1000
     cycle_deadline_s: float = 60
-    thread_wait_ms: float = 5000
+    hold_ms: float = 0
+    hold_limit_ms: float = 5000
     period_tolerance_pct: float = 10
     max_jitter_ms: float = 100
+    leak_kb_per_cycle: float = 4
+    leak_min_kb: float = 256
+
+
+# May be zero; every other threshold must be positive.
+ZERO_ALLOWED = ("hold_ms",)
 
 
 NAMES = tuple(f.name for f in fields(Thresholds))
@@ -30,7 +38,8 @@ def _values(r: _Reader) -> dict[str, float]:
     for k in NAMES:
         if k in r.data:
             out[k] = float(r.get(k, (int, float)))
-            _positive(r, k, out[k])
+            if not (k in ZERO_ALLOWED and out[k] == 0):
+                _positive(r, k, out[k])
     return out
 
 
@@ -44,12 +53,16 @@ def load_thresholds(arch: str, path: Path | None = None,
     assert arches is not None
     for name in arches.data:
         if name not in ARCHES:
-            from .errors import ConfigError
             raise ConfigError(str(path), arches.key(str(name)),
                               f"unknown arch; valid: {', '.join(ARCHES)}")
     per_arch = arches.sub(arch, {}) if arch in arches.data else None
     if per_arch is not None:
         t = replace(t, **_values(per_arch))
     if overrides:
-        t = replace(t, **{k: float(v) for k, v in overrides.items() if v is not None})
+        given = {k: float(v) for k, v in overrides.items() if v is not None}
+        for k, v in given.items():
+            if v < 0 or (v == 0 and k not in ZERO_ALLOWED):
+                flag = "--" + k.replace("_", "-")
+                raise LabError(f"{flag} {v:g}: must be {'zero or more' if k in ZERO_ALLOWED else 'positive'}")
+        t = replace(t, **given)
     return t

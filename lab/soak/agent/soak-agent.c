@@ -1,0 +1,832 @@
+/*
+ * soak-agent: runs inside a lab guest and loads/unloads one kernel module N
+ * times, checking after each cycle that the module cleaned up after itself.
+ * It makes the syscalls itself and reads /proc, /sys and /dev/kmsg directly,
+ * and prints one JSON line per cycle on stdout (flushed), so the host gets
+ * every finished cycle even if the guest dies at the next one.
+ *
+ * It needs no knowledge of the module: every kernel thread that appears while
+ * the module is loaded (a new task with PF_KTHREAD, whatever its name) belongs
+ * to the cycle, except the workqueue core's shared pool workers ("kworker/"),
+ * which the kernel creates and reaps on its own schedule. The module stays
+ * loaded until each of its threads has run (a context switch after the one
+ * every kthread makes when it is created, or CPU time) and at least the
+ * minimum hold has passed, so that unloading exercises the threads' real stop
+ * path. After unload each of them must be gone.
+ *
+ * delete_module() runs while a watchdog thread watches the clock: an unload
+ * still blocked past its limit is reported at once ("unload-blocked"), with the
+ * module's /proc/modules line and the blocked task's kernel stack
+ * (/proc/PID/stack, or the kernel's sysrq-w dump where there is no stack file).
+ *
+ * Usage: soak-agent -m MODULE.ko -n NAME [-c CYCLES] [-p "k=v ..."]
+ *                   [-H HOLD_MS] [-W HOLD_LIMIT_MS] [-U UNLOAD_LIMIT_MS]
+ *                   [-t THREAD_COMM -T THREADS] [-s START_REGEX] [-w WAKE_REGEX]
+ *                   [-D DWELL_EVERY -S DWELL_MS] [-b] [-k]
+ *   -b  bare: load and unload only, no checks (for benchmarks)
+ *   -k  keep going after a failed cycle (default: stop at the first)
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PF_KTHREAD 0x00200000	/* include/linux/sched.h */
+#define MAX_TROUBLE 8
+#define MAX_WAKES 4096
+#define MAX_THREADS 64
+#define MAX_TASKS 8192
+#define MAX_EVIDENCE 48
+
+struct opts {
+	const char *path, *name, *comm, *params, *start_re, *wake_re;
+	long cycles, threads, dwell_every, dwell_ms, hold_ms, hold_limit_ms, unload_limit_ms;
+	int bare, keep_going;
+};
+
+struct task {
+	int pid;
+	unsigned long long start;	/* clock ticks after boot: tells reused PIDs apart */
+};
+
+struct kthread {
+	struct task t;
+	char comm[32];
+	int ran, exited, left;
+};
+
+struct cycle {
+	long n;
+	long long t_us, load_us, threads_us, unload_us;
+	int nthreads, npool, named, named_after, zombies, procs, starts, wakes, module_listed, refcnt;
+	struct kthread threads[MAX_THREADS];
+	long mem_avail_kb, slab_kb;
+	int ntrouble;
+	char trouble[MAX_TROUBLE][256];
+	int nwake_ts;
+	int wake_id[MAX_WAKES];
+	long long wake_ts[MAX_WAKES];
+	char err[256];
+};
+
+/* Every task at the last full scan of /proc, sorted by PID. */
+static struct task known[MAX_TASKS];
+static int nknown, max_known_pid, pid_max = 32768;
+
+static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static long long now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+static void sleep_us(long us)
+{
+	struct timespec ts = { us / 1000000, (us % 1000000) * 1000L };
+
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+static void json_lines(FILE *f, const char *key, char lines[][256], int n)
+{
+	int i;
+
+	fprintf(f, ",\"%s\":[", key);
+	for (i = 0; i < n; i++) {
+		if (i)
+			fputc(',', f);
+		json_str(f, lines[i]);
+	}
+	fputc(']', f);
+}
+
+/* Read a small file into buf (NUL-terminated); returns its length or -1. */
+static ssize_t slurp(int dirfd, const char *path, char *buf, size_t size)
+{
+	int fd = openat(dirfd, path, O_RDONLY);
+	ssize_t len, got = 0;
+
+	if (fd < 0)
+		return -1;
+	while ((size_t)got < size - 1 && (len = read(fd, buf + got, size - 1 - got)) > 0)
+		got += len;
+	close(fd);
+	buf[got] = '\0';
+	return got;
+}
+
+struct pstat {
+	char comm[32];
+	char state;
+	unsigned long flags;
+	unsigned long long utime, stime, start;
+};
+
+/* /proc/PID/stat: comm, state, flags, CPU time and start time. */
+static int read_stat(int procfd, int pid, struct pstat *ps)
+{
+	char path[32], buf[1024], *open_paren, *close_paren, *p;
+	int field;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%d/stat", pid);
+	if (slurp(procfd, path, buf, sizeof(buf)) <= 0)
+		return -1;
+	open_paren = strchr(buf, '(');
+	close_paren = strrchr(buf, ')');
+	if (!open_paren || !close_paren || close_paren[1] != ' ')
+		return -1;
+	n = close_paren - open_paren - 1;
+	if (n >= sizeof(ps->comm))
+		n = sizeof(ps->comm) - 1;
+	memcpy(ps->comm, open_paren + 1, n);
+	ps->comm[n] = '\0';
+	ps->state = close_paren[2];
+	/* Fields after the comm, counted from 3 (state). */
+	p = close_paren + 2;
+	for (field = 3; field <= 22 && p; field++) {
+		switch (field) {
+		case 9: ps->flags = strtoul(p, NULL, 10); break;
+		case 14: ps->utime = strtoull(p, NULL, 10); break;
+		case 15: ps->stime = strtoull(p, NULL, 10); break;
+		case 22: ps->start = strtoull(p, NULL, 10); break;
+		}
+		p = strchr(p, ' ');
+		if (p)
+			p++;
+	}
+	return field > 22 ? 0 : -1;
+}
+
+/* Voluntary plus involuntary context switches, from /proc/PID/status. */
+static long context_switches(int procfd, int pid)
+{
+	char path[32], buf[2048], *p;
+	long total = 0;
+
+	snprintf(path, sizeof(path), "%d/status", pid);
+	if (slurp(procfd, path, buf, sizeof(buf)) <= 0)
+		return -1;
+	if ((p = strstr(buf, "\nvoluntary_ctxt_switches:")))
+		total += atol(p + 25);
+	if ((p = strstr(buf, "\nnonvoluntary_ctxt_switches:")))
+		total += atol(p + 28);
+	return total;
+}
+
+static int task_cmp(const void *a, const void *b)
+{
+	return ((const struct task *)a)->pid - ((const struct task *)b)->pid;
+}
+
+static int is_known(int pid, unsigned long long start)
+{
+	struct task key = { pid, 0 }, *hit;
+
+	hit = bsearch(&key, known, nknown, sizeof(known[0]), task_cmp);
+	return hit && hit->start == start;
+}
+
+/*
+ * Full scan of /proc: refresh the known tasks, count processes and zombies,
+ * and (with c) count tasks named like the module's threads.
+ */
+static void full_scan(int procfd, const char *comm, int *named, int *zombies, int *procs)
+{
+	DIR *d = fdopendir(dup(procfd));
+	struct dirent *e;
+	struct pstat ps;
+
+	*zombies = *procs = 0;
+	if (named)
+		*named = 0;
+	nknown = 0;
+	if (!d)
+		return;
+	rewinddir(d);
+	while ((e = readdir(d))) {
+		int pid;
+
+		if (!isdigit((unsigned char)e->d_name[0]))
+			continue;
+		pid = atoi(e->d_name);
+		if (read_stat(procfd, pid, &ps) < 0)
+			continue;
+		(*procs)++;
+		if (ps.state == 'Z')
+			(*zombies)++;
+		if (named && comm && strcmp(ps.comm, comm) == 0)
+			(*named)++;
+		if (nknown < MAX_TASKS) {
+			known[nknown].pid = pid;
+			known[nknown++].start = ps.start;
+		}
+		if (pid > max_known_pid)
+			max_known_pid = pid;
+	}
+	closedir(d);
+	qsort(known, nknown, sizeof(known[0]), task_cmp);
+}
+
+static int is_pool_worker(const char *comm)
+{
+	return strncmp(comm, "kworker/", 8) == 0;
+}
+
+/*
+ * Add kernel threads that did not exist at the last full scan. New tasks get
+ * PIDs above every known one until the PID counter wraps; near pid_max every
+ * task is read instead.
+ */
+static void discover(int procfd, struct cycle *c)
+{
+	DIR *d = fdopendir(dup(procfd));
+	struct dirent *e;
+	struct pstat ps;
+	int wrap = max_known_pid > pid_max - 4096;
+
+	if (!d)
+		return;
+	rewinddir(d);
+	while ((e = readdir(d))) {
+		int pid, i, seen = 0;
+
+		if (!isdigit((unsigned char)e->d_name[0]))
+			continue;
+		pid = atoi(e->d_name);
+		if (pid <= max_known_pid && !wrap)
+			continue;
+		for (i = 0; i < c->nthreads; i++)
+			if (c->threads[i].t.pid == pid)
+				seen = 1;
+		if (seen || read_stat(procfd, pid, &ps) < 0 || !(ps.flags & PF_KTHREAD))
+			continue;
+		if (is_known(pid, ps.start))
+			continue;
+		if (is_pool_worker(ps.comm)) {
+			c->npool++;
+			continue;
+		}
+		if (c->nthreads < MAX_THREADS) {
+			struct kthread *k = &c->threads[c->nthreads++];
+
+			k->t.pid = pid;
+			k->t.start = ps.start;
+			snprintf(k->comm, sizeof(k->comm), "%s", ps.comm);
+		}
+	}
+	closedir(d);
+}
+
+static int same_task(int procfd, const struct task *t, struct pstat *ps)
+{
+	return read_stat(procfd, t->pid, ps) == 0 && ps->start == t->start && ps->state != 'X';
+}
+
+/*
+ * A kthread switches out once when it is created and then waits to be woken;
+ * if it is stopped before it is first woken, its function never runs. So it
+ * has run once it has switched again, used CPU time, or exited on its own.
+ */
+static int all_ran(int procfd, struct cycle *c)
+{
+	int i, ok = 1;
+	struct pstat ps;
+
+	for (i = 0; i < c->nthreads; i++) {
+		struct kthread *k = &c->threads[i];
+
+		if (k->ran)
+			continue;
+		if (!same_task(procfd, &k->t, &ps) || ps.state == 'Z')
+			k->ran = k->exited = 1;
+		else if (ps.utime + ps.stime > 0 || context_switches(procfd, k->t.pid) >= 2)
+			k->ran = 1;
+		else
+			ok = 0;
+	}
+	return ok;
+}
+
+static int named_threads(const struct cycle *c, const char *comm)
+{
+	int i, n = 0;
+
+	for (i = 0; comm && i < c->nthreads; i++)
+		if (strcmp(c->threads[i].comm, comm) == 0)
+			n++;
+	return n;
+}
+
+/* After unload: which of the cycle's threads still exist (a short grace for exiting ones). */
+static int threads_left(int procfd, struct cycle *c)
+{
+	long long until = now_us() + 200000;
+	struct pstat ps;
+	int i, left;
+
+	do {
+		left = 0;
+		for (i = 0; i < c->nthreads; i++) {
+			struct kthread *k = &c->threads[i];
+
+			k->left = same_task(procfd, &k->t, &ps) && ps.state != 'Z';
+			left += k->left;
+		}
+		if (left)
+			sleep_us(5000);
+	} while (left && now_us() < until);
+	return left;
+}
+
+/* The module's line in /proc/modules ("" if not listed). */
+static int module_line(const char *name, char *out, size_t size)
+{
+	FILE *f = fopen("/proc/modules", "r");
+	char line[512];
+	size_t n = strlen(name);
+
+	out[0] = '\0';
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, name, n) == 0 && line[n] == ' ') {
+			line[strcspn(line, "\n")] = '\0';
+			snprintf(out, size, "%s", line);
+			break;
+		}
+	fclose(f);
+	return out[0] != '\0';
+}
+
+static int refcount(const char *name)
+{
+	char path[300], buf[32];
+
+	snprintf(path, sizeof(path), "/sys/module/%s/refcnt", name);
+	return slurp(AT_FDCWD, path, buf, sizeof(buf)) > 0 ? atoi(buf) : -1;
+}
+
+static void meminfo(long *avail_kb, long *slab_kb)
+{
+	char buf[4096], *p;
+
+	*avail_kb = *slab_kb = -1;
+	if (slurp(AT_FDCWD, "/proc/meminfo", buf, sizeof(buf)) <= 0)
+		return;
+	if ((p = strstr(buf, "MemAvailable:")))
+		*avail_kb = atol(p + 13);
+	if ((p = strstr(buf, "\nSlab:")))
+		*slab_kb = atol(p + 6);
+}
+
+static const char *const trouble_words[] = {
+	"Oops", "BUG:", "WARNING:", "Kernel panic", "Unable to handle kernel",
+	"general protection fault", "rcu_sched self-detected stall", "rcu: INFO",
+	"detected stall", "unhandled", "blocked for more than", "Call Trace",
+	"invoked oom-killer", "Out of memory", NULL
+};
+
+static int is_trouble(const char *msg)
+{
+	int i;
+
+	for (i = 0; trouble_words[i]; i++)
+		if (strstr(msg, trouble_words[i]))
+			return 1;
+	return 0;
+}
+
+/* One /dev/kmsg record's text and timestamp; 0 when there is nothing more to read. */
+static int kmsg_next(int fd, char *rec, size_t size, char **msg, long long *ts)
+{
+	for (;;) {
+		ssize_t len = read(fd, rec, size - 1);
+		char *semi, *nl, *p;
+
+		if (len < 0) {
+			if (errno == EPIPE)	/* overwritten records: carry on */
+				continue;
+			return 0;		/* EAGAIN: nothing more */
+		}
+		rec[len] = '\0';
+		semi = strchr(rec, ';');
+		if (!semi)
+			continue;
+		nl = strchr(semi, '\n');
+		if (nl)
+			*nl = '\0';
+		*msg = semi + 1;
+		/* "prio,seq,ts_us,flags;message" */
+		*ts = 0;
+		p = strchr(rec, ',');
+		if (p && (p = strchr(p + 1, ',')))
+			*ts = atoll(p + 1);
+		return 1;
+	}
+}
+
+/* Read every new /dev/kmsg record; count and collect what the cycle needs. */
+static void drain_kmsg(int fd, regex_t *start, regex_t *wake, struct cycle *c)
+{
+	char rec[2048], *msg;
+	long long ts;
+	regmatch_t m[2];
+
+	while (fd >= 0 && kmsg_next(fd, rec, sizeof(rec), &msg, &ts)) {
+		if (start && regexec(start, msg, 0, NULL, 0) == 0)
+			c->starts++;
+		if (wake && regexec(wake, msg, 2, m, 0) == 0) {
+			c->wakes++;
+			if (c->nwake_ts < MAX_WAKES) {
+				c->wake_id[c->nwake_ts] = m[1].rm_so >= 0 ? atoi(msg + m[1].rm_so) : 0;
+				c->wake_ts[c->nwake_ts++] = ts;
+			}
+		}
+		if (is_trouble(msg) && c->ntrouble < MAX_TROUBLE)
+			snprintf(c->trouble[c->ntrouble++], sizeof(c->trouble[0]), "%s", msg);
+	}
+}
+
+/* ---- the unload watchdog ------------------------------------------------------ */
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int active;		/* delete_module() in progress */
+	long n;			/* its cycle */
+	long long start_us;
+	long limit_ms;
+	const char *name;
+	pid_t tid;		/* the task blocked in delete_module() */
+} unl = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static int split_lines(char *text, char lines[][256], int max, int n)
+{
+	char *save = NULL, *line;
+
+	for (line = strtok_r(text, "\n", &save); line && n < max;
+	     line = strtok_r(NULL, "\n", &save))
+		snprintf(lines[n++], 256, "%s", line);
+	return n;
+}
+
+/*
+ * Where the unloading task is stuck: its kernel stack where the kernel keeps
+ * /proc/PID/stack (CONFIG_STACKTRACE), else the kernel's own dump of blocked
+ * tasks (sysrq w), read back from /dev/kmsg.
+ */
+static void report_blocked(long n, long long after_us)
+{
+	static char ev[MAX_EVIDENCE][256];
+	char path[64], buf[4096], modline[512], wchan[64] = "";
+	const char *how = "stack";
+	int nev = 0, fd;
+
+	module_line(unl.name, modline, sizeof(modline));
+	snprintf(path, sizeof(path), "/proc/self/task/%d/wchan", (int)unl.tid);
+	slurp(AT_FDCWD, path, wchan, sizeof(wchan));
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stack", (int)unl.tid);
+	if (slurp(AT_FDCWD, path, buf, sizeof(buf)) > 0) {
+		nev = split_lines(buf, ev, MAX_EVIDENCE, 0);
+	} else if ((fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK)) >= 0) {
+		char rec[2048], *msg;
+		long long ts;
+		int trig = open("/proc/sysrq-trigger", O_WRONLY);
+
+		how = "sysrq-w";
+		lseek(fd, 0, SEEK_END);
+		if (trig >= 0) {
+			if (write(trig, "w", 1) != 1)
+				how = "sysrq-w refused";
+			close(trig);
+		} else {
+			how = "no stack: /proc/PID/stack and /proc/sysrq-trigger missing";
+		}
+		sleep_us(300000);
+		while (kmsg_next(fd, rec, sizeof(rec), &msg, &ts) && nev < MAX_EVIDENCE)
+			snprintf(ev[nev++], 256, "%s", msg);
+		close(fd);
+	}
+	pthread_mutex_lock(&out_lock);
+	printf("{\"type\":\"unload-blocked\",\"n\":%ld,\"after_us\":%lld,\"limit_ms\":%ld,"
+	       "\"module\":", n, after_us, unl.limit_ms);
+	json_str(stdout, modline);
+	printf(",\"wchan\":");
+	json_str(stdout, wchan);
+	printf(",\"stack_from\":");
+	json_str(stdout, how);
+	json_lines(stdout, "stack", ev, nev);
+	printf("}\n");
+	fflush(stdout);
+	pthread_mutex_unlock(&out_lock);
+}
+
+static void *watchdog(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&unl.lock);
+	for (;;) {
+		long n;
+		struct timespec until;
+		long long deadline;
+
+		while (!unl.active)
+			pthread_cond_wait(&unl.cond, &unl.lock);
+		n = unl.n;
+		deadline = unl.start_us + unl.limit_ms * 1000LL;
+		until.tv_sec = deadline / 1000000;
+		until.tv_nsec = (deadline % 1000000) * 1000;
+		while (unl.active && unl.n == n && now_us() < deadline)
+			pthread_cond_timedwait(&unl.cond, &unl.lock, &until);
+		if (unl.active && unl.n == n) {
+			long long after = now_us() - unl.start_us;
+
+			pthread_mutex_unlock(&unl.lock);
+			report_blocked(n, after);
+			pthread_mutex_lock(&unl.lock);
+			while (unl.active && unl.n == n)
+				pthread_cond_wait(&unl.cond, &unl.lock);
+		}
+	}
+	return NULL;
+}
+
+static int unload(const char *name, long n)
+{
+	int rc, saved;
+
+	pthread_mutex_lock(&unl.lock);
+	unl.active = 1;
+	unl.n = n;
+	unl.start_us = now_us();
+	pthread_cond_broadcast(&unl.cond);
+	pthread_mutex_unlock(&unl.lock);
+	rc = syscall(SYS_delete_module, name, O_NONBLOCK);
+	saved = errno;
+	pthread_mutex_lock(&unl.lock);
+	unl.active = 0;
+	pthread_cond_broadcast(&unl.cond);
+	pthread_mutex_unlock(&unl.lock);
+	errno = saved;
+	return rc;
+}
+
+static void start_watchdog(long limit_ms, const char *name)
+{
+	pthread_condattr_t attr;
+	pthread_t t;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&unl.cond, &attr);
+	unl.limit_ms = limit_ms;
+	unl.name = name;
+	unl.tid = getpid();	/* the main thread does the unloading */
+	pthread_create(&t, NULL, watchdog, NULL);
+}
+
+/* ---- records ---------------------------------------------------------------------- */
+
+static void print_cycle(const struct opts *o, const struct cycle *c, int ok)
+{
+	int i;
+
+	pthread_mutex_lock(&out_lock);
+	printf("{\"type\":\"cycle\",\"n\":%ld,\"t_us\":%lld,\"load_us\":%lld,\"threads_us\":%lld,"
+	       "\"unload_us\":%lld", c->n, c->t_us, c->load_us, c->threads_us, c->unload_us);
+	if (!o->bare) {
+		printf(",\"threads\":[");
+		for (i = 0; i < c->nthreads; i++) {
+			const struct kthread *k = &c->threads[i];
+
+			printf("%s{\"comm\":", i ? "," : "");
+			json_str(stdout, k->comm);
+			printf(",\"pid\":%d,\"ran\":%d,\"exited\":%d,\"left\":%d}", k->t.pid, k->ran,
+			       k->exited, k->left);
+		}
+		printf("],\"pool_workers\":%d,\"named\":%d,\"named_after\":%d,\"refcnt\":%d,\"module_listed\":%d,"
+		       "\"zombies\":%d,\"procs\":%d,\"starts\":%d,\"wakes\":%d,\"mem_avail_kb\":%ld,"
+		       "\"slab_kb\":%ld",
+		       c->npool, c->named, c->named_after, c->refcnt, c->module_listed, c->zombies, c->procs,
+		       c->starts, c->wakes, c->mem_avail_kb, c->slab_kb);
+		json_lines(stdout, "trouble", (char (*)[256])c->trouble, c->ntrouble);
+		if (c->nwake_ts) {
+			printf(",\"wake_ts\":[");
+			for (i = 0; i < c->nwake_ts; i++)
+				printf("%s[%d,%lld]", i ? "," : "", c->wake_id[i], c->wake_ts[i]);
+			printf("]");
+		}
+	}
+	if (c->err[0]) {
+		printf(",\"err\":");
+		json_str(stdout, c->err);
+	}
+	printf(",\"ok\":%s}\n", ok ? "true" : "false");
+	fflush(stdout);
+	pthread_mutex_unlock(&out_lock);
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY);
+	struct stat st;
+	char *buf;
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return NULL;
+	buf = malloc(st.st_size);
+	if (buf && read(fd, buf, st.st_size) != st.st_size) {
+		free(buf);
+		buf = NULL;
+	}
+	close(fd);
+	*len = st.st_size;
+	return buf;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: soak-agent -m MODULE.ko -n NAME [-c CYCLES] [-p PARAMS] [-H HOLD_MS]\n"
+		"       [-W HOLD_LIMIT_MS] [-U UNLOAD_LIMIT_MS] [-t COMM -T THREADS] [-s START_RE]\n"
+		"       [-w WAKE_RE] [-D EVERY -S DWELL_MS] [-b] [-k]\n");
+	exit(2);
+}
+
+/* Keep the module loaded until its threads have run and the minimum hold has passed. */
+static void hold(const struct opts *o, int procfd, struct cycle *c, long long t0)
+{
+	long long limit = t0 + o->hold_limit_ms * 1000LL;
+	long long min_until = now_us() + o->hold_ms * 1000LL;
+
+	for (;;) {
+		int ready;
+
+		discover(procfd, c);
+		c->named = named_threads(c, o->comm);
+		ready = all_ran(procfd, c) && (!o->comm || c->named >= o->threads);
+		if (ready && !c->threads_us)
+			c->threads_us = now_us() - t0;
+		if ((ready && now_us() >= min_until) || now_us() > limit)
+			break;
+		sleep_us(500);
+	}
+	if (!c->threads_us)
+		c->threads_us = now_us() - t0;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = { .params = "", .cycles = 1, .hold_limit_ms = 10000,
+			  .unload_limit_ms = 1000 };
+	static struct cycle c;
+	regex_t start_re, wake_re;
+	int opt, kmsg = -1, procfd, base_zombies = 0, base_procs = 0, failed = 0;
+	size_t len;
+	char *image, buf[32];
+	long n;
+
+	while ((opt = getopt(argc, argv, "m:n:t:T:p:c:s:w:D:S:H:W:U:bk")) != -1) {
+		switch (opt) {
+		case 'm': o.path = optarg; break;
+		case 'n': o.name = optarg; break;
+		case 't': o.comm = optarg; break;
+		case 'T': o.threads = atol(optarg); break;
+		case 'p': o.params = optarg; break;
+		case 'c': o.cycles = atol(optarg); break;
+		case 's': o.start_re = optarg; break;
+		case 'w': o.wake_re = optarg; break;
+		case 'D': o.dwell_every = atol(optarg); break;
+		case 'S': o.dwell_ms = atol(optarg); break;
+		case 'H': o.hold_ms = atol(optarg); break;
+		case 'W': o.hold_limit_ms = atol(optarg); break;
+		case 'U': o.unload_limit_ms = atol(optarg); break;
+		case 'b': o.bare = 1; break;
+		case 'k': o.keep_going = 1; break;
+		default: usage();
+		}
+	}
+	if (!o.path || !o.name || o.cycles < 1 || o.hold_ms < 0)
+		usage();
+	image = read_file(o.path, &len);
+	if (!image) {
+		printf("{\"type\":\"error\",\"err\":\"cannot read %s: %s\"}\n", o.path, strerror(errno));
+		return 2;
+	}
+	if ((o.start_re && regcomp(&start_re, o.start_re, REG_EXTENDED | REG_NOSUB)) ||
+	    (o.wake_re && regcomp(&wake_re, o.wake_re, REG_EXTENDED))) {
+		printf("{\"type\":\"error\",\"err\":\"bad regular expression\"}\n");
+		return 2;
+	}
+	procfd = open("/proc", O_RDONLY | O_DIRECTORY);
+	if (slurp(AT_FDCWD, "/proc/sys/kernel/pid_max", buf, sizeof(buf)) > 0)
+		pid_max = atoi(buf);
+	if (!o.bare) {
+		kmsg = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
+		if (kmsg >= 0)
+			lseek(kmsg, 0, SEEK_END);
+		full_scan(procfd, NULL, NULL, &base_zombies, &base_procs);
+		start_watchdog(o.unload_limit_ms, o.name);
+	}
+	{
+		long avail, slab;
+
+		meminfo(&avail, &slab);
+		printf("{\"type\":\"baseline\",\"zombies\":%d,\"procs\":%d,\"t_us\":%lld,\"kmsg\":%s,"
+		       "\"mem_avail_kb\":%ld,\"slab_kb\":%ld,\"pid_max\":%d}\n",
+		       base_zombies, base_procs, now_us(), kmsg >= 0 ? "true" : "false", avail, slab,
+		       pid_max);
+		fflush(stdout);
+	}
+
+	for (n = 1; n <= o.cycles; n++) {
+		long long t0;
+		int ok = 1;
+
+		memset(&c, 0, sizeof(c));
+		c.n = n;
+		c.refcnt = -1;
+		c.t_us = t0 = now_us();
+		if (syscall(SYS_init_module, image, len, o.params) != 0) {
+			snprintf(c.err, sizeof(c.err), "init_module: %s", strerror(errno));
+			c.load_us = now_us() - t0;
+			if (!o.bare)
+				drain_kmsg(kmsg, NULL, NULL, &c);
+			print_cycle(&o, &c, 0);
+			failed = 1;
+			break;
+		}
+		c.load_us = now_us() - t0;
+		if (!o.bare) {
+			hold(&o, procfd, &c, t0);
+			c.refcnt = refcount(o.name);
+		}
+		if (o.dwell_every > 0 && n % o.dwell_every == 0)
+			sleep_us(o.dwell_ms * 1000L);
+		t0 = now_us();
+		if ((o.bare ? syscall(SYS_delete_module, o.name, O_NONBLOCK) : unload(o.name, n)) != 0) {
+			snprintf(c.err, sizeof(c.err), "delete_module: %s", strerror(errno));
+			ok = 0;
+		}
+		c.unload_us = now_us() - t0;
+		if (!o.bare) {
+			char line[512];
+			int i;
+
+			threads_left(procfd, &c);
+			full_scan(procfd, o.comm, &c.named_after, &c.zombies, &c.procs);
+			c.zombies -= base_zombies;
+			c.module_listed = module_line(o.name, line, sizeof(line));
+			meminfo(&c.mem_avail_kb, &c.slab_kb);
+			drain_kmsg(kmsg, o.start_re ? &start_re : NULL, o.wake_re ? &wake_re : NULL, &c);
+			for (i = 0; i < c.nthreads; i++)
+				if (c.threads[i].left || !c.threads[i].ran)
+					ok = 0;
+			if ((o.comm && (c.named_after || c.named < o.threads)) || c.module_listed ||
+			    c.zombies > 0 || c.ntrouble || c.refcnt > 0 ||
+			    (o.start_re && o.threads > 0 && c.starts != o.threads))
+				ok = 0;
+		}
+		print_cycle(&o, &c, ok);
+		if (!ok) {
+			failed = 1;
+			if (!o.keep_going || c.module_listed)
+				break;
+		}
+	}
+	pthread_mutex_lock(&out_lock);
+	printf("{\"type\":\"end\",\"cycles\":%ld,\"failed\":%s,\"t_us\":%lld}\n",
+	       n > o.cycles ? o.cycles : n, failed ? "true" : "false", now_us());
+	fflush(stdout);
+	pthread_mutex_unlock(&out_lock);
+	return failed ? 1 : 0;
+}

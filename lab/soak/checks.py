@@ -1,0 +1,278 @@
+"""Judging soak records: per-cycle checks, a blocked unload, the memory trend,
+kmemleak's report, wake-up periods, and the summary.
+
+Pure functions over the agent's JSON records, so they are tested without a guest.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+from ..verdict import Verdict
+from .thresholds import Thresholds
+
+# Every check the soak can fail, in the order a reader meets them (JUnit test cases).
+CHECKS = ("boot", "syscall", "threads-missing", "threads-not-run", "threads-left", "refcount",
+          "module-listed", "zombies", "start-messages", "kernel-log", "timing-load",
+          "timing-threads", "timing-unload", "period", "jitter", "mem-growth", "kmemleak",
+          "crash", "hang")
+
+
+@dataclass(frozen=True)
+class Failure:
+    cycle: int
+    check: str
+    message: str
+    evidence: tuple[str, ...] = ()
+
+    def as_json(self) -> dict:
+        return {**asdict(self), "evidence": list(self.evidence)}
+
+
+def wake_periods(wake_ts: Iterable[Iterable[int]]) -> dict[int, list[float]]:
+    """Per thread id, the intervals (ms) between its consecutive wake-up lines."""
+    by_id: dict[int, list[int]] = {}
+    for tid, ts in wake_ts:
+        by_id.setdefault(int(tid), []).append(int(ts))
+    out = {}
+    for tid, stamps in by_id.items():
+        stamps.sort()
+        out[tid] = [(b - a) / 1000.0 for a, b in zip(stamps, stamps[1:])]
+    return out
+
+
+def _names(threads: Sequence[Mapping[str, Any]]) -> str:
+    return ", ".join(f"{t['comm']} (pid {t['pid']})" for t in threads)
+
+
+def _unload_refused(rec: Mapping[str, Any]) -> bool:
+    """delete_module() refused because something holds a reference to the module."""
+    return rec.get("refcnt", 0) > 0 and "delete_module" in rec.get("err", "")
+
+
+def check_cycle(rec: Mapping[str, Any], t: Thresholds, expected_threads: int = 0,
+                period_ms: float | None = None) -> list[Failure]:
+    """Everything wrong with one cycle record.
+
+    ``expected_threads`` comes from a lab.yaml that names the module's threads;
+    without one the discovered threads are judged on their own.
+    """
+    n = int(rec.get("n", 0))
+    out: list[Failure] = []
+    trouble = tuple(rec.get("trouble", ()))
+    threads = rec.get("threads", [])
+    if _unload_refused(rec):
+        out.append(Failure(n, "refcount", f"module refcount {rec['refcnt']} after the hold: "
+                           f"something still holds the module ({rec['err']})"))
+    elif rec.get("err"):
+        out.append(Failure(n, "syscall", rec["err"], trouble))
+    if expected_threads and rec.get("named", expected_threads) < expected_threads:
+        out.append(Failure(n, "threads-missing", f"{rec.get('named')} of {expected_threads} "
+                           "threads named in lab.yaml appeared"))
+    idle = [x for x in threads if not x.get("ran")]
+    if idle:
+        out.append(Failure(n, "threads-not-run", f"{len(idle)} thread(s) never ran within "
+                           f"{t.hold_limit_ms:g} ms, so their stop path was not exercised: "
+                           f"{_names(idle)}"))
+    left = [x for x in threads if x.get("left")]
+    if left or rec.get("named_after", 0) > 0:
+        what = _names(left) if left else f"{rec['named_after']} named in lab.yaml"
+        out.append(Failure(n, "threads-left", f"{len(left) or rec['named_after']} thread(s) "
+                           f"of the module still exist after unload: {what}", trouble))
+    if rec.get("module_listed") and not _unload_refused(rec):
+        out.append(Failure(n, "module-listed", "the module is still listed after unload"))
+    if rec.get("zombies", 0) > 0:
+        out.append(Failure(n, "zombies", f"{rec['zombies']} new zombie process(es) against the "
+                           "pre-soak baseline"))
+    if expected_threads and "starts" in rec and rec["starts"] != expected_threads:
+        out.append(Failure(n, "start-messages", f"{rec['starts']} start messages, expected "
+                           f"{expected_threads}"))
+    if trouble:
+        out.append(Failure(n, "kernel-log", f"{len(trouble)} kernel log line(s) of trouble",
+                           trouble))
+    for key, limit, check in (("load_us", t.max_load_ms, "timing-load"),
+                              ("threads_us", t.max_threads_ms, "timing-threads"),
+                              ("unload_us", t.max_unload_ms, "timing-unload")):
+        ms = rec.get(key, 0) / 1000.0
+        if ms > limit:
+            out.append(Failure(n, check, f"{key[:-3]} took {ms:.1f} ms, limit {limit:g} ms"))
+    if period_ms and rec.get("wake_ts"):
+        periods = [p for ps in wake_periods(rec["wake_ts"]).values() for p in ps]
+        if periods:
+            mean = statistics.fmean(periods)
+            if abs(mean - period_ms) > period_ms * t.period_tolerance_pct / 100.0:
+                out.append(Failure(n, "period", f"mean wake-up period {mean:.1f} ms, module "
+                                   f"period {period_ms:g} ms ±{t.period_tolerance_pct:g}%"))
+            if len(periods) > 1 and statistics.pstdev(periods) > t.max_jitter_ms:
+                out.append(Failure(n, "jitter", f"wake-up period jitter "
+                                   f"{statistics.pstdev(periods):.1f} ms > {t.max_jitter_ms:g} ms"))
+    return out
+
+
+def check_blocked(rec: Mapping[str, Any]) -> Failure:
+    """An unload still inside delete_module() past its limit: the agent's interim report."""
+    n = int(rec.get("n", 0))
+    ms = rec.get("after_us", 0) / 1000.0
+    evidence = [f"/proc/modules: {rec.get('module') or '(not listed)'}"]
+    if rec.get("wchan"):
+        evidence.append(f"waiting in: {rec['wchan']}")
+    evidence.append(f"kernel stack of the unloading task ({rec.get('stack_from', '?')}):")
+    evidence += rec.get("stack", [])
+    return Failure(n, "timing-unload", f"unload still blocked in delete_module() after "
+                   f"{ms:.0f} ms (limit {rec.get('limit_ms', '?')} ms)", tuple(evidence))
+
+
+# ---- soak-wide checks ------------------------------------------------------------------
+
+def _third_medians(points: list[tuple[int, float]]) -> tuple[float, float, float] | None:
+    """Median of the first and last thirds, and the cycles between their middles."""
+    k = len(points) // 3
+    if k < 3:
+        return None
+    first, last = points[:k], points[-k:]
+    span = statistics.median(n for n, _ in last) - statistics.median(n for n, _ in first)
+    if span <= 0:
+        return None
+    return statistics.median(v for _, v in first), statistics.median(v for _, v in last), span
+
+
+def memory_trend(records: Iterable[Mapping[str, Any]], t: Thresholds
+                 ) -> tuple[dict[str, Any], Failure | None]:
+    """Memory lost across the soak, judged as a trend, not per cycle.
+
+    MemAvailable and Slab are sampled after each unload. The median of the last
+    third of the samples against the median of the first third, per cycle
+    between them, is robust to one-off noise (a page-cache refill, a kworker
+    coming or going). A leak is a steady loss above ``leak_kb_per_cycle`` that
+    also adds up to ``leak_min_kb``.
+    """
+    cycles = [r for r in records if r.get("type") == "cycle"]
+    avail = [(r["n"], float(r["mem_avail_kb"])) for r in cycles if r.get("mem_avail_kb", -1) >= 0]
+    slab = [(r["n"], float(r["slab_kb"])) for r in cycles if r.get("slab_kb", -1) >= 0]
+    info: dict[str, Any] = {"samples": len(avail)}
+    if avail:
+        info.update(mem_available_kb={"first": avail[0][1], "last": avail[-1][1]})
+    if slab:
+        info.update(slab_kb={"first": slab[0][1], "last": slab[-1][1]})
+    worst = None
+    for label, points, sign in (("MemAvailable", avail, -1), ("Slab", slab, 1)):
+        m = _third_medians(points)
+        if m is None:
+            continue
+        a, b, span = m
+        per_cycle = sign * (b - a) / span
+        info[f"{label}_kb_per_cycle"] = round(per_cycle, 2)
+        total = per_cycle * (points[-1][0] - points[0][0])
+        if per_cycle > t.leak_kb_per_cycle and total > t.leak_min_kb:
+            msg = (f"{label} {'fell' if sign < 0 else 'grew'} by {per_cycle:.1f} KiB per cycle "
+                   f"(about {total:.0f} KiB over cycles {points[0][0]}-{points[-1][0]}); "
+                   f"limits {t.leak_kb_per_cycle:g} KiB/cycle and {t.leak_min_kb:g} KiB")
+            worst = worst or Failure(points[-1][0], "mem-growth", msg,
+                                     (f"{label} first third median {a:.0f} kB, last third "
+                                      f"median {b:.0f} kB",))
+    if "MemAvailable_kb_per_cycle" not in info and avail:
+        info["note"] = "too few cycles to judge a trend (9 or more are needed)"
+    return info, worst
+
+
+LEAK_HEAD = re.compile(r"^unreferenced object (0x[0-9a-f]+) \(size (\d+)\):")
+LEAK_COMM = re.compile(r'^\s*comm "(.*)", pid (\d+), jiffies \d+(?: \(age ([0-9.]+)s\))?')
+
+
+def parse_kmemleak(text: str) -> list[dict[str, Any]]:
+    """The objects of /sys/kernel/debug/kmemleak: address, size, allocating task, backtrace."""
+    leaks: list[dict[str, Any]] = []
+    section = None
+    for line in text.splitlines():
+        if m := LEAK_HEAD.match(line):
+            leaks.append({"object": m.group(1), "size": int(m.group(2)), "comm": "", "pid": 0,
+                          "backtrace": []})
+            section = None
+        elif leaks and (m := LEAK_COMM.match(line)):
+            leaks[-1].update(comm=m.group(1), pid=int(m.group(2)))
+        elif leaks and line.strip().startswith("backtrace"):
+            section = "bt"
+        elif leaks and line.strip().startswith("hex dump"):
+            section = "hex"
+        elif leaks and section == "bt" and line.strip():
+            leaks[-1]["backtrace"].append(line.strip())
+    return leaks
+
+
+def judge_kmemleak(leaks: list[dict[str, Any]], soak_tasks: set[str], module: str
+                   ) -> tuple[dict[str, Any], Failure | None]:
+    """Leaks allocated by the soak's own load/unload calls or by the module's threads
+    (or whose backtrace names the module) fail the soak; others are listed, not judged."""
+    def ours(leak: Mapping[str, Any]) -> bool:
+        return leak["comm"] in soak_tasks or any(f"[{module}]" in f for f in leak["backtrace"])
+    mine = [x for x in leaks if ours(x)]
+    info = {"objects": len(leaks), "attributed": len(mine),
+            "bytes_attributed": sum(x["size"] for x in mine)}
+    if not mine:
+        return info, None
+    ev: list[str] = []
+    for x in mine[:3]:
+        ev.append(f"unreferenced object {x['object']} (size {x['size']}), allocated by "
+                  f"{x['comm']} (pid {x['pid']})")
+        ev += [f"    {f}" for f in x["backtrace"][:8]]
+    return info, Failure(0, "kmemleak", f"kmemleak: {len(mine)} unreferenced object(s), "
+                         f"{info['bytes_attributed']} bytes, allocated by the module's load/"
+                         "unload or its threads", tuple(ev))
+
+
+def thread_census(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The first cycle's threads in full, then how many cycles saw how many."""
+    cycles = [r for r in records if r.get("type") == "cycle" and "threads" in r]
+    counts: dict[str, int] = {}
+    for r in cycles:
+        k = str(len(r["threads"]))
+        counts[k] = counts.get(k, 0) + 1
+    first = cycles[0]["threads"] if cycles else []
+    return {"first_cycle": sorted(x["comm"] for x in first), "per_cycle": counts,
+            "pool_workers_max": max((r.get("pool_workers", 0) for r in cycles), default=0)}
+
+
+def percentiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None, "p99": None, "max": None, "mean": None}
+    s = sorted(values)
+
+    def pct(p: float) -> float:
+        k = max(0, min(len(s) - 1, math.ceil(p / 100.0 * len(s)) - 1))
+        return s[k]
+    return {"p50": pct(50), "p95": pct(95), "p99": pct(99), "max": s[-1],
+            "mean": statistics.fmean(s)}
+
+
+def summarize(records: list[Mapping[str, Any]], failures: list[Failure], verdict: Verdict,
+              t: Thresholds, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    cycles = [r for r in records if r.get("type") == "cycle"]
+    baseline = next((r for r in records if r.get("type") == "baseline"), {})
+    periods = [p for r in cycles if r.get("wake_ts")
+               for ps in wake_periods(r["wake_ts"]).values() for p in ps]
+    procs = [r["procs"] for r in cycles if "procs" in r]
+    checks: dict[str, int] = {}
+    for f in failures:
+        checks[f.check] = checks.get(f.check, 0) + 1
+    return {
+        "verdict": str(verdict),
+        "cycles": len(cycles),
+        "failed_cycles": len({f.cycle for f in failures if f.cycle}),
+        "latency_ms": {k: percentiles([r[f"{k}_us"] / 1000.0 for r in cycles if f"{k}_us" in r])
+                       for k in ("load", "threads", "unload")},
+        "period_ms": {**percentiles(periods),
+                      "jitter": statistics.pstdev(periods) if len(periods) > 1 else None,
+                      "samples": len(periods)},
+        "processes": {"baseline": baseline.get("procs"), "first": procs[0] if procs else None,
+                      "last": procs[-1] if procs else None, "max": max(procs) if procs else None},
+        "zombies_max": max((r.get("zombies", 0) for r in cycles), default=0),
+        "kthreads": thread_census(records),
+        "checks_failed": checks,
+        "failures": [f.as_json() for f in failures[:50]],
+        "thresholds": asdict(t),
+        **(extra or {}),
+    }

@@ -1,0 +1,268 @@
+"""`lab soak`: load/unload a module N times on a guest and judge every cycle.
+
+This module wires the pieces: build the module and the agent, boot (or adopt)
+a guest, deploy, hand the agent's output to a SoakSession, run the soak-wide
+checks, and always write the results (records.jsonl, summary.json,
+console.log, junit.xml) and shut down the guest the soak booted, whatever
+ended the soak: the module, the lab, or a signal.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .. import __version__
+from ..config import Lab, Target
+from ..deploy import module_remote_path, put_file
+from ..errors import LabError
+from ..guest import Guest
+from ..interrupt import reason as stop_reason
+from ..junit import write_junit
+from ..lifecycle import up
+from ..module import BuiltModule, build_module
+from ..ssh import Connection
+from ..state import load
+from ..verdict import Verdict
+from .agent import REMOTE_PATH as AGENT_REMOTE, build_agent
+from .checks import judge_kmemleak, parse_kmemleak, summarize
+from .evidence import capture_hang_evidence, save_console
+from .session import ChannelStream, Expectations, SoakSession
+from .thresholds import Thresholds, load_thresholds
+
+KMEMLEAK = "/sys/kernel/debug/kmemleak"
+KMEMLEAK_MIN_AGE_S = 5.0  # kmemleak reports no object younger than this
+
+
+@dataclass
+class SoakOptions:
+    cycles: int = 100
+    module_dir: Path | None = None
+    params: str = ""
+    dwell_every: int = 0
+    dwell_s: float = 0.0
+    keep: bool = False
+    out: Path = Path("results")
+    name: str | None = None
+    overrides: Mapping[str, float | None] = field(default_factory=dict)
+    bare: bool = False          # agent only loads/unloads (benchmarks)
+    keep_going: bool = False
+    accel: str = "auto"
+
+    def validate(self) -> None:
+        """Bad input is a one-line error before anything is built or booted."""
+        if self.cycles < 1:
+            raise LabError(f"--cycles {self.cycles}: must be 1 or more")
+        if (self.dwell_every > 0) != (self.dwell_s > 0):
+            raise LabError("--dwell and --dwell-every go together: every K-th cycle "
+                           "(--dwell-every K) holds the module --dwell S seconds")
+        if self.dwell_every < 0 or self.dwell_s < 0:
+            raise LabError("--dwell and --dwell-every must not be negative")
+        for k, v in self.overrides.items():
+            if v is not None and v < 0:
+                raise LabError(f"--{k.replace('_', '-')} {v:g}: must not be negative")
+
+
+@dataclass
+class SoakResult:
+    target: str
+    verdict: Verdict
+    summary: dict[str, Any]
+    out: Path
+    seconds: float
+
+    @property
+    def exit_code(self) -> int:
+        return self.verdict.exit_code
+
+
+def parse_params(params: str) -> dict[str, str]:
+    out = {}
+    for item in shlex.split(params):
+        if "=" not in item:
+            raise LabError(f"--params: {item!r} is not key=value")
+        k, v = item.split("=", 1)
+        out[k] = v
+    return out
+
+
+def expectations(mod: BuiltModule, params: Mapping[str, str], opts: SoakOptions) -> Expectations:
+    s = mod.spec
+    threads = 0
+    if s.thread_name:
+        try:
+            threads = int(params.get(s.threads_param, s.default_threads)) if s.threads_param \
+                else s.default_threads
+        except ValueError:
+            raise LabError(f"--params: {s.threads_param} must be a number") from None
+    period = float(params.get(s.period_param, s.default_period_ms)) if s.period_param else None
+    return Expectations(threads=threads, period_ms=period,
+                        dwell_s=opts.dwell_s if opts.dwell_every else 0.0)
+
+
+def agent_argv(mod: BuiltModule, remote_ko: str, opts: SoakOptions, expect: Expectations,
+               t: Thresholds) -> list[str]:
+    argv = [AGENT_REMOTE, "-m", remote_ko, "-n", mod.spec.module, "-c", str(opts.cycles)]
+    if opts.params:
+        argv += ["-p", opts.params]
+    if opts.bare:
+        return argv + ["-b"]
+    argv += ["-H", str(int(t.hold_ms)), "-W", str(int(t.hold_limit_ms)),
+             "-U", str(int(t.max_unload_ms))]
+    if mod.spec.thread_name and expect.threads:
+        argv += ["-t", mod.spec.thread_name, "-T", str(expect.threads)]
+    if mod.spec.start_message:
+        argv += ["-s", mod.spec.start_message]
+    if mod.spec.wake_message:
+        argv += ["-w", mod.spec.wake_message]
+    if opts.dwell_every and opts.dwell_s:
+        argv += ["-D", str(opts.dwell_every), "-S", str(int(opts.dwell_s * 1000))]
+    if opts.keep_going:
+        argv.append("-k")
+    return argv
+
+
+def kmemleak_clear(conn: Connection) -> bool:
+    """Forget what kmemleak knew before the soak; False if this kernel has no kmemleak."""
+    r = conn.run(f"mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug; "
+                 f"test -w {KMEMLEAK} && echo clear > {KMEMLEAK}", timeout=30, check=False)
+    return r.exit_code == 0
+
+
+def kmemleak_scan(conn: Connection, since_last_load: float) -> str:
+    """Scan once every object the soak allocated is old enough to be reported."""
+    wait = max(0.0, KMEMLEAK_MIN_AGE_S + 0.5 - since_last_load)
+    r = conn.run(f"sleep {wait:.1f}; echo scan > {KMEMLEAK} && cat {KMEMLEAK}", timeout=300,
+                 check=False)
+    if r.exit_code != 0:
+        raise LabError(f"kmemleak scan failed (exit {r.exit_code}): {r.stderr.strip()[-300:]}")
+    return r.stdout
+
+
+def _guest_for(lab: Lab, target: Target, opts: SoakOptions, status) -> tuple[Guest, Connection, bool]:
+    """A running guest of ``target``: adopted when one of that name runs, else booted."""
+    name = opts.name or target.name
+    rec = load(name)
+    if rec is not None and rec.target != target.name:
+        raise LabError(f"guest {name} runs target {rec.target}, not {target.name}")
+    if rec is not None and Guest(rec).running():
+        guest = Guest(rec, target)
+        return guest, guest.connection().connect(), False
+    if rec is not None:
+        Guest(rec).shutdown(hard_only=True)
+    guest, conn = up(lab, target, name=name, accel=opts.accel, status=status)
+    return guest, conn, True
+
+
+def run_soak(lab: Lab, target: Target, opts: SoakOptions,
+             progress: Callable[[dict[str, Any], int], None] = lambda rec, fails: None,
+             status: Callable[[str], None] = lambda m: None,
+             on_record: Callable[[dict[str, Any], Guest], None] = lambda rec, g: None) -> SoakResult:
+    """Run one soak on ``target``. A module failure, a lab failure after the guest is up,
+    and a stop signal all end in a verdict with every result file written; only
+    trouble before the guest runs (bad input, builds, boot) raises."""
+    opts.validate()
+    t_start = time.monotonic()
+    out = opts.out
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("records.jsonl", "summary.json", "console.log", "junit.xml", "registers.txt",
+                  "hang-console.txt"):
+        (out / stale).unlink(missing_ok=True)
+    thresholds = load_thresholds(target.arch, overrides=opts.overrides)
+    params = parse_params(opts.params)
+    info: dict[str, Any] = {"target": target.name, "arch": target.arch, "smp": target.smp,
+                            "cpu": target.cpu, "kernel_profile": target.kernel,
+                            "requested_cycles": opts.cycles, "params": opts.params,
+                            "lab_version": __version__}
+    session: SoakSession | None = None
+    guest: Guest | None = None
+    try:
+        status("building module and agent")
+        mod, _ = build_module(lab, target, opts.module_dir, status=status)
+        agent = build_agent(lab, target)
+        expect = expectations(mod, params, opts)
+        info.update(module=mod.spec.module, module_sha256=mod.sha256,
+                    expected_threads=expect.threads, module_period_ms=expect.period_ms)
+        guest, conn, owned = _guest_for(lab, target, opts, status)
+        info.update(smp=guest.record.smp, kernel_release=guest.record.kernel_release,
+                    kernel_key=guest.record.kernel_key, rootfs_key=guest.record.rootfs_key,
+                    boot_attempts=guest.record.boot_attempts, guest_booted_by_soak=owned)
+        guest.console.poll()
+        console_start = guest.console.offset
+        session = SoakSession(guest, thresholds, out, expect, progress=progress,
+                              on_record=on_record, hang_evidence=capture_hang_evidence)
+        try:
+            _soak(session, conn, mod, agent, opts, expect, thresholds, info, status)
+        except KeyboardInterrupt:
+            session.end(Verdict.INTERRUPTED,
+                        f"{stop_reason()} after {session.cycles_done()} cycle(s)")
+        except Exception as e:  # SSH gone, guest gone, a failed command: the lab's trouble
+            session.end(Verdict.INFRA, str(e) if isinstance(e, LabError)
+                        else f"{type(e).__name__}: {e}")
+        finally:
+            session.close()
+            save_console(guest, console_start, out / "console.log")
+            conn.close()
+            if session.verdict in (Verdict.HANG, Verdict.CRASH) or owned and not opts.keep \
+                    or not guest.running():
+                guest.shutdown(soft_timeout=target.timeouts.shutdown,
+                               hard_only=session.verdict in (Verdict.HANG, Verdict.CRASH,
+                                                             Verdict.INTERRUPTED))
+    except KeyboardInterrupt:
+        if session is None:  # stopped while building or booting: still leave a summary
+            _write(out, summarize([], [], Verdict.INTERRUPTED, thresholds,
+                                  {**info, "reason": f"{stop_reason()} before the first cycle",
+                                   "evidence": [], "seconds": round(time.monotonic() - t_start, 2)}))
+        raise
+    assert session is not None and session.verdict is not None
+    seconds = time.monotonic() - t_start
+    summary = summarize(session.records, session.failures, session.verdict, thresholds, {
+        **info, "reason": session.reason, "evidence": session.evidence,
+        "seconds": round(seconds, 2), "cycles_per_second": _rate(session.records),
+    })
+    _write(out, summary)
+    return SoakResult(target.name, session.verdict, summary, out, seconds)
+
+
+def _soak(session: SoakSession, conn: Connection, mod: BuiltModule, agent: Path,
+          opts: SoakOptions, expect: Expectations, t: Thresholds, info: dict[str, Any],
+          status) -> None:
+    name = session.guest.record.name
+    status(f"deploying to {name}")
+    remote_ko = module_remote_path(mod.spec.module, mod.path)
+    put_file(conn, mod.path, remote_ko)
+    put_file(conn, agent, AGENT_REMOTE, mode=0o755)
+    leakcheck = not opts.bare and kmemleak_clear(conn)
+    info["kmemleak"] = {"available": leakcheck}
+    argv = agent_argv(mod, remote_ko, opts, expect, t)
+    status(f"soaking {mod.spec.module} on {name}")
+    stream = ChannelStream(conn.open_channel(argv))
+    verdict = session.run(stream)
+    if verdict not in (Verdict.PASS, Verdict.FAIL) or opts.bare:
+        return
+    info["memory"] = session.judge_memory()
+    if leakcheck:
+        status("kmemleak scan")
+        last = max((r["host_time"] for r in session.records if r.get("type") == "cycle"),
+                   default=time.time())
+        leaks = parse_kmemleak(kmemleak_scan(conn, time.time() - last))
+        km, failure = judge_kmemleak(leaks, session.soak_tasks(), mod.spec.module)
+        info["kmemleak"].update(km)
+        if failure:
+            session.add_failure(failure)
+
+
+def _write(out: Path, summary: dict[str, Any]) -> None:
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+    write_junit(out / "junit.xml", [summary])
+
+
+def _rate(records: list[dict[str, Any]]) -> float | None:
+    """Cycles per second while cycles ran (host clock, baseline to last record)."""
+    times = [r["host_time"] for r in records if r.get("type") in ("baseline", "cycle")]
+    cycles = sum(1 for r in records if r.get("type") == "cycle")
+    return round(cycles / (times[-1] - times[0]), 3) if cycles and times[-1] > times[0] else None
