@@ -22,7 +22,8 @@ class Thresholds:
     period_tolerance_pct: float = 10
     max_jitter_ms: float = 100
     leak_kb_per_cycle: float = 4
-    leak_min_kb: float = 256
+    leak_min_kb: float = 128
+    mem_noise_kb: float = 4096
 
 
 # May be zero; every other threshold must be positive.

@@ -34,3 +34,41 @@ def test_bad_params_are_an_infra_error(lab_dirs):
     assert parse_params("nthreads=3 period_ms=50") == {"nthreads": "3", "period_ms": "50"}
     with pytest.raises(LabError):
         parse_params("nthreads")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["soak", "--cycles", "0"], "--cycles 0"),
+    (["soak", "--cycles", "-5"], "--cycles -5"),
+    (["soak", "--hold-ms", "-1"], "--hold-ms"),
+    (["soak", "--dwell", "3"], "--dwell-every"),
+    (["soak", "--dwell-every", "10"], "--dwell-every"),
+    (["soak", "--max-unload-ms", "0"], "--max-unload-ms"),
+    (["matrix", "--cycles", "0"], "--cycles 0"),
+    (["soak", "--target", "alpha-es40", "--kernel", "linux-6.1-debug"], "does not build for alpha"),
+    (["up", "i386-up", "--kernel", "linux-9"], "not a kernel profile"),
+])
+def test_bad_input_is_one_line_and_exit_2_before_anything_runs(lab_dirs, capsys, argv, words):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lab: error: ") and words in err and len(err.splitlines()) == 1
+    # nothing was built or booted
+    assert not (lab_dirs / "cache").exists() and not (lab_dirs / "run").exists()
+
+
+def test_sigterm_during_a_command_is_interrupted_with_exit_2(lab_dirs, capsys, monkeypatch):
+    import os
+    import signal
+
+    import lab.cli as cli
+
+    def slow_status(args, ui):
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("the signal should have interrupted this command")
+    monkeypatch.setattr(cli, "cmd_status", slow_status)
+    assert main(["status"]) == 2
+    assert "interrupted by SIGTERM" in capsys.readouterr().err
+    # the handlers are restored afterwards
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

@@ -41,7 +41,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PF_KTHREAD 0x00200000	/* include/linux/sched.h */
+#define PF_EXITING 0x00000004	/* include/linux/sched.h */
+#define PF_KTHREAD 0x00200000
 #define MAX_TROUBLE 8
 #define MAX_WAKES 4096
 #define MAX_THREADS 64
@@ -347,24 +348,23 @@ static int named_threads(const struct cycle *c, const char *comm)
 	return n;
 }
 
-/* After unload: which of the cycle's threads still exist (a short grace for exiting ones). */
+/*
+ * After unload: which of the cycle's threads still exist. A thread that is
+ * already inside do_exit() (PF_EXITING) has left the module's code: kthread_stop()
+ * returns at that point, so such a thread is on its way out, not left behind.
+ */
 static int threads_left(int procfd, struct cycle *c)
 {
-	long long until = now_us() + 200000;
 	struct pstat ps;
-	int i, left;
+	int i, left = 0;
 
-	do {
-		left = 0;
-		for (i = 0; i < c->nthreads; i++) {
-			struct kthread *k = &c->threads[i];
+	for (i = 0; i < c->nthreads; i++) {
+		struct kthread *k = &c->threads[i];
 
-			k->left = same_task(procfd, &k->t, &ps) && ps.state != 'Z';
-			left += k->left;
-		}
-		if (left)
-			sleep_us(5000);
-	} while (left && now_us() < until);
+		k->left = same_task(procfd, &k->t, &ps) && ps.state != 'Z' &&
+			  !(ps.flags & PF_EXITING);
+		left += k->left;
+	}
 	return left;
 }
 

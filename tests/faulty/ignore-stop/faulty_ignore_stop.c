@@ -1,20 +1,23 @@
-/* Defect: the threads never look at kthread_should_stop(), so unloading blocks forever. */
-#include <linux/delay.h>
+/*
+ * Defect: the poller waits for its device with a ten-minute timeout and never
+ * looks at kthread_should_stop(), so kthread_stop() in exit (and with it
+ * rmmod) blocks until the timeout ends.
+ */
 #include <linux/kthread.h>
 #include <linux/module.h>
-#include <linux/completion.h>
+#include <linux/wait.h>
 
 static int nthreads = 2;
 module_param(nthreads, int, 0444);
 static struct task_struct *tasks[8];
-static DECLARE_COMPLETION(started);	/* each thread has printed its start line */
+static DECLARE_WAIT_QUEUE_HEAD(irq_wait);
+static bool irq_seen;
 
-static int deaf_thread(void *arg)
+static int poller(void *arg)
 {
-	pr_info("faulty: thread %ld started\n", (long)arg);
-	complete(&started);
-	for (;;)
-		msleep_interruptible(100);	/* the defect: no kthread_should_stop() */
+	pr_info("faulty: poller %ld waiting for the device\n", (long)arg);
+	/* the defect: no kthread_should_stop() in the condition */
+	wait_event_timeout(irq_wait, READ_ONCE(irq_seen), 600 * HZ);
 	return 0;
 }
 
@@ -23,9 +26,7 @@ static int __init faulty_init(void)
 	long i;
 
 	for (i = 0; i < nthreads && i < 8; i++)
-		tasks[i] = kthread_run(deaf_thread, (void *)i, "faulty thread");
-	for (i = 0; i < nthreads && i < 8; i++)
-		wait_for_completion(&started);
+		tasks[i] = kthread_run(poller, (void *)i, "faulty poller");
 	return 0;
 }
 

@@ -2,19 +2,15 @@
 #include <linux/delay.h>
 #include <linux/kthread.h>
 #include <linux/module.h>
-#include <linux/completion.h>
 
 static int nthreads = 2;
 module_param(nthreads, int, 0444);
 static int probe_ms = 1500;
 module_param(probe_ms, int, 0444);
 static struct task_struct *tasks[8];
-static DECLARE_COMPLETION(started);	/* each thread has printed its start line */
 
 static int worker(void *arg)
 {
-	pr_info("faulty: thread %ld started\n", (long)arg);
-	complete(&started);
 	while (!kthread_should_stop())
 		msleep_interruptible(100);
 	return 0;
@@ -26,9 +22,7 @@ static int __init faulty_init(void)
 
 	msleep(probe_ms);	/* the defect: a blocking probe in init */
 	for (i = 0; i < nthreads && i < 8; i++)
-		tasks[i] = kthread_run(worker, (void *)i, "faulty thread");
-	for (i = 0; i < nthreads && i < 8; i++)
-		wait_for_completion(&started);
+		tasks[i] = kthread_run(worker, (void *)i, "faulty worker");
 	return 0;
 }
 

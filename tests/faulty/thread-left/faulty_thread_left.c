@@ -2,17 +2,13 @@
 #include <linux/delay.h>
 #include <linux/kthread.h>
 #include <linux/module.h>
-#include <linux/completion.h>
 
 static int nthreads = 2;
 module_param(nthreads, int, 0444);
 static struct task_struct *tasks[8];
-static DECLARE_COMPLETION(started);	/* each thread has printed its start line */
 
 static int worker(void *arg)
 {
-	pr_info("faulty: thread %ld started\n", (long)arg);
-	complete(&started);
 	while (!kthread_should_stop())
 		msleep_interruptible(200);
 	return 0;
@@ -23,9 +19,7 @@ static int __init faulty_init(void)
 	long i;
 
 	for (i = 0; i < nthreads && i < 8; i++)
-		tasks[i] = kthread_run(worker, (void *)i, "faulty thread");
-	for (i = 0; i < nthreads && i < 8; i++)
-		wait_for_completion(&started);
+		tasks[i] = kthread_run(worker, (void *)i, "faulty worker");
 	return 0;
 }
 
