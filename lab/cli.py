@@ -53,7 +53,7 @@ def cmd_images_build(args, ui: UI) -> int:
     from .build import build_targets
     lab = _lab()
     names = list(lab.targets) if args.all or not args.targets else args.targets
-    targets = [lab.target(n) for n in names]
+    targets = [lab.with_kernel(lab.target(n), args.kernel) for n in names]
     with ui.status("planning") as status:
         def on_step(step, i, n):
             status(f"[{i + 1}/{n}] {step.kind} {step.name}")
@@ -235,6 +235,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("targets", nargs="*", metavar="TARGET")
     b.add_argument("--all", action="store_true", help="every target (the default)")
     b.add_argument("-j", "--jobs", type=int, default=None, help="parallel make jobs (default: cores)")
+    b.add_argument("--kernel", metavar="PROFILE", help="kernel profile instead of the targets'")
     add("list", cmd_images_list, "list built artifacts", parent=isub)
 
     u = add("up", cmd_up, "boot a guest and wait until SSH answers")

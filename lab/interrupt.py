@@ -52,6 +52,8 @@ def install() -> Callable[[], None]:
     def restore() -> None:
         for s, h in old.items():
             signal.signal(s, h)
+        STOP.clear()
+        _received.clear()
     return restore
 
 

@@ -171,13 +171,17 @@ def parse_config(text: str) -> dict[str, str]:
 
 
 def check_config(config: Path, fragments: list[str]) -> None:
-    """Every value a fragment asks for must be in the final .config, or the build stops."""
+    """Every value the fragments ask for must be in the final .config, or the build stops.
+    As in merge_config.sh, a later fragment's value for a symbol replaces an earlier one's."""
     final = parse_config(config.read_text())
-    wrong = []
+    asked: dict[str, tuple[str, str]] = {}
     for frag in fragments:
         for sym, want in parse_config(Path(frag).read_text()).items():
-            have = final.get(sym, "n")
-            if have != want:
-                wrong.append(f"{sym}={want} (got {have}) from {os.path.basename(frag)}")
+            asked[sym] = (want, os.path.basename(frag))
+    wrong = []
+    for sym, (want, frag_name) in asked.items():
+        have = final.get(sym, "n")
+        if have != want:
+            wrong.append(f"{sym}={want} (got {have}) from {frag_name}")
     if wrong:
         raise LabError("kernel config does not honour the fragments:\n  " + "\n  ".join(wrong))

@@ -70,6 +70,7 @@ def recorded(case: str) -> list[str]:
 
 
 def session(tmp_path, console_text="", alive=True, **kw):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     console = tmp_path / "console.log"
     console.write_text(console_text)
     guest = FakeGuest(console, alive)
