@@ -2,7 +2,9 @@
 """Soak throughput: (a) bare agent, (b) `lab soak`, (c) naive one-SSH-command-per-step.
 
 (a) the in-guest agent only loads and unloads, no checks;
-(b) the full soak: agent checks + host-side judging and records;
+(b) the full soak: thread discovery, the hold until the module's threads ran
+    (plus --hold-ms, the default unless HOLD_MS is set), the unload watchdog,
+    every check, host-side judging and records;
 (c) naive: one SSH exec (paramiko, like fabric's run()) per insmod, per rmmod
     and per check (threads, module list, zombies, kernel log).
 Rates are cycles per second of host wall time while cycles run.
@@ -20,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lab.agent import REMOTE_PATH, build_agent  # noqa: E402
+from lab.soak.agent import REMOTE_PATH, build_agent  # noqa: E402
 from lab.config import load_lab  # noqa: E402
 from lab.deploy import module_remote_path, put_file  # noqa: E402
 from lab.lifecycle import up  # noqa: E402
@@ -78,8 +80,15 @@ def main() -> None:
             bare = stream_rate(conn, [REMOTE_PATH, "-m", remote, "-n", "thread_mod",
                                       "-c", str(args.cycles), "-b"])
             out = Path(tempfile.mkdtemp(prefix="lab-bench-soak-"))
-            res = run_soak(lab, target, SoakOptions(cycles=args.cycles, out=out, keep=True))
+            hold = os.environ.get("HOLD_MS")
+            res = run_soak(lab, target, SoakOptions(cycles=args.cycles, out=out, keep=True,
+                                                    overrides={"hold_ms": float(hold) if hold else None}))
             recs = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
+            waits = sorted((r["threads_us"] - r["load_us"]) / 1000 for r in recs if r["type"] == "cycle")
+            if waits:
+                print(f"{name}: load returned -> every thread ran: p50 {waits[len(waits) // 2]:.1f} ms, "
+                      f"p99 {waits[int(len(waits) * 0.99)]:.1f} ms, max {waits[-1]:.1f} ms "
+                      f"(hold_ms {res.summary['thresholds']['hold_ms']:g})", flush=True)
             base = next(r for r in recs if r["type"] == "baseline")["host_time"]
             end = next(r for r in recs if r["type"] == "end")["host_time"]
             full = res.summary["cycles"] / (end - base)

@@ -34,9 +34,28 @@ class UI:
         if self.verbose:
             self.err.print(msg, markup=False)
 
+    @property
+    def live(self) -> bool:
+        """A terminal gets rich's live status lines; a log file gets plain timestamped lines."""
+        return self.err.is_terminal
+
+    def line(self, msg: str) -> None:
+        """One plain progress line on stderr: '[12:03:04] msg'."""
+        self.err.print(f"[{time.strftime('%H:%M:%S')}] {msg}", markup=False, highlight=False)
+
     @contextmanager
     def status(self, initial: str) -> Iterator["object"]:
         t0 = time.monotonic()
+        if not self.live:
+            last = [""]
+
+            def plain(msg: str) -> None:
+                if msg != last[0]:
+                    last[0] = msg
+                    self.line(f"{msg} ({time.monotonic() - t0:.0f}s)")
+            plain(initial)
+            yield plain
+            return
         with self.err.status(initial) as st:
             def update(msg: str) -> None:
                 st.update(f"{msg}  [dim]({time.monotonic() - t0:.0f}s)[/dim]")

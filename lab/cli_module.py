@@ -120,10 +120,63 @@ def _soak_options(args, **kw):
     return opts
 
 
+class SoakProgress:
+    """A soak's progress: a rich bar on a terminal; otherwise plain timestamped lines
+    (each status change, every tenth of the cycles or 10 s, every new failure)."""
+
+    def __init__(self, ui, target: str, cycles: int):
+        self.ui, self.target, self.cycles = ui, target, cycles
+        self.t0 = time.monotonic()
+        self.last_line, self.fails = 0.0, 0
+        self.bar = None
+
+    def __enter__(self):
+        if self.ui.live:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeElapsedColumn)
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[rate]} cycles/s  failures {task.fields[fails]}"),
+                                TimeElapsedColumn(), console=self.ui.err, transient=True)
+            self.bar.__enter__()
+            self.task = self.bar.add_task(f"{self.target}: starting", total=self.cycles,
+                                          rate="-", fails=0)
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def status(self, msg: str) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, description=f"{self.target}: {msg}")
+        else:
+            self.ui.line(f"{self.target}: {msg}")
+
+    def record(self, rec, fails: int) -> None:
+        kind = rec.get("type")
+        if kind == "baseline":
+            self.t0 = time.monotonic()
+        if kind == "unload-blocked" and self.bar is None:
+            self.ui.line(f"{self.target}: cycle {rec['n']}: unload still blocked after "
+                         f"{rec['after_us'] / 1000:.0f} ms")
+        if kind != "cycle":
+            return
+        n = rec["n"]
+        rate = n / max(1e-6, time.monotonic() - self.t0)
+        if self.bar is not None:
+            self.bar.update(self.task, completed=n, rate=f"{rate:.1f}", fails=fails,
+                            description=f"{self.target}: soaking")
+            return
+        step = max(1, self.cycles // 10)
+        if n % step == 0 or n == self.cycles or fails != self.fails or \
+                time.monotonic() - self.last_line > 10:
+            self.last_line, self.fails = time.monotonic(), fails
+            self.ui.line(f"{self.target}: cycle {n}/{self.cycles}, {rate:.1f} cycles/s, "
+                         f"{fails} failed cycle(s)")
+
+
 def cmd_soak(args, ui) -> int:
     from dataclasses import replace
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .soak import run_soak
     base = _soak_options(args, keep=args.keep, keep_going=args.keep_going)
@@ -133,25 +186,11 @@ def cmd_soak(args, ui) -> int:
     results = []
     for target in targets:
         out = args.out / target.name if len(targets) > 1 else args.out
-        opts = replace(base, out=out)
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.fields[rate]} cycles/s  failures {task.fields[fails]}"),
-                      TimeElapsedColumn(), console=ui.err, transient=True) as bar:
-            task = bar.add_task(f"{target.name}: starting", total=args.cycles, rate="-", fails=0)
-            t0 = [0.0]
-
-            def progress(rec, fails):
-                if rec.get("type") == "baseline":
-                    t0[0] = time.monotonic()
-                if rec.get("type") == "cycle":
-                    n = rec["n"]
-                    rate = n / max(1e-6, time.monotonic() - t0[0])
-                    bar.update(task, completed=n, rate=f"{rate:.1f}", fails=fails,
-                               description=f"{target.name}: soaking")
-
-            def status(msg):
-                bar.update(task, description=f"{target.name}: {msg}")
-            res = run_soak(lab, target, opts, progress=progress, status=status)
+        with SoakProgress(ui, target.name, args.cycles) as shown:
+            res = run_soak(lab, target, replace(base, out=out), progress=shown.record,
+                           status=shown.status)
+        if not ui.live:
+            ui.line(f"{target.name}: {res.verdict} after {res.summary['cycles']} cycle(s)")
         results.append(res)
         if not ui.json_mode:
             print_summary(ui, res)
@@ -214,7 +253,7 @@ def cmd_matrix(args, ui) -> int:
     shard = parse_shard(args.shard)
     jobs = args.jobs or default_jobs()
     with Progress(TextColumn("{task.description:24}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[state]}"), console=ui.err) as bar:
+                  TextColumn("{task.fields[state]}"), console=ui.err, disable=not ui.live) as bar:
         tasks = {}
 
         def task_of(cell):
@@ -226,12 +265,19 @@ def cmd_matrix(args, ui) -> int:
         def on_cell(cell, event):
             state = str(cell.verdict) if event == "done" else event
             bar.update(task_of(cell), state=state)
+            if not ui.live:
+                ui.line(f"{cell.target.name}: {state}")
 
         def progress_for(cell):
+            step = max(1, args.cycles // 10)
+
             def progress(rec, fails):
                 if rec.get("type") == "cycle":
                     bar.update(task_of(cell), completed=rec["n"],
                                state=f"running, {fails} failed" if fails else "running")
+                    if not ui.live and rec["n"] % step == 0:
+                        ui.line(f"{cell.target.name}: cycle {rec['n']}/{args.cycles}, "
+                                f"{fails} failed cycle(s)")
             return progress
         cells = run_matrix(lab, targets, base, args.out, jobs, shard, on_cell, progress_for)
     merged = write_report([args.out], args.out / "report.html")

@@ -72,3 +72,25 @@ def test_sigterm_during_a_command_is_interrupted_with_exit_2(lab_dirs, capsys, m
     assert "interrupted by SIGTERM" in capsys.readouterr().err
     # the handlers are restored afterwards
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_progress_without_a_terminal_is_plain_timestamped_lines(capsys):
+    import re
+
+    from lab.cli import UI
+    from lab.cli_module import SoakProgress
+    ui = UI()
+    assert not ui.live
+    with ui.status("planning") as status:
+        status("building kernel linux-6.1-i386")
+        status("building kernel linux-6.1-i386")  # unchanged: not repeated
+    with SoakProgress(ui, "i386-up", 20) as shown:
+        shown.status("booting")
+        shown.record({"type": "baseline"}, 0)
+        for n in range(1, 21):
+            shown.record({"type": "cycle", "n": n}, 0)
+    lines = capsys.readouterr().err.splitlines()
+    assert all(re.match(r"^\[\d\d:\d\d:\d\d\] ", line) for line in lines), lines
+    assert sum("building kernel" in line for line in lines) == 1
+    assert any("i386-up: booting" in line for line in lines)
+    assert any("cycle 20/20" in line for line in lines)
