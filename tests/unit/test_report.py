@@ -103,3 +103,22 @@ def test_html_report_is_self_contained(tmp_path):
     assert len(junit.findall("testsuite")) == 5
     failed = [tc.get("name") for tc in junit.iter("testcase") if tc.find("failure") is not None]
     assert failed == ["zombies"]
+
+
+def test_junit_counts_infra_and_interrupted_as_errors_and_module_failures_as_failures(tmp_path):
+    from lab.junit import write_junit
+    base = {"failures": [], "evidence": ["QEMU exited (status 0)"], "cycles": 3}
+    write_junit(tmp_path / "j.xml", [
+        {**base, "target": "a", "verdict": "infra", "reason": "QEMU exited"},
+        {**base, "target": "b", "verdict": "interrupted", "reason": "interrupted by SIGTERM"},
+        {**base, "target": "c", "verdict": "hang", "reason": "cycle 4 gave no record in 60s",
+         "failures": [{"cycle": 4, "check": "timing-unload", "message": "blocked", "evidence": []}]},
+        {**base, "target": "d", "verdict": "pass"},
+    ])
+    import xml.etree.ElementTree as ET
+    suites = {s.get("name"): s for s in ET.parse(tmp_path / "j.xml").getroot()}
+    counts = {n: (s.get("errors"), s.get("failures")) for n, s in suites.items()}
+    assert counts == {"soak.a": ("1", "0"), "soak.b": ("1", "0"), "soak.c": ("0", "2"),
+                      "soak.d": ("0", "0")}
+    failed = {tc.get("name") for tc in suites["soak.c"] if tc.find("failure") is not None}
+    assert failed == {"timing-unload", "hang"}
