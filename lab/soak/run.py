@@ -212,13 +212,17 @@ def run_soak(lab: Lab, target: Target, opts: SoakOptions,
                 guest.shutdown(soft_timeout=target.timeouts.shutdown,
                                hard_only=session.verdict in (Verdict.HANG, Verdict.CRASH,
                                                              Verdict.INTERRUPTED))
-    except KeyboardInterrupt:
-        if session is None:  # stopped while building or booting: still leave a summary
-            _write(out, summarize([], [], Verdict.INTERRUPTED, thresholds,
-                                  {**info, "reason": f"{stop_reason()} before the first cycle",
-                                   "evidence": [], "seconds": round(time.monotonic() - t_start, 2)}))
-        raise
-    assert session is not None and session.verdict is not None
+    except (KeyboardInterrupt, LabError) as e:
+        if session is None:  # stopped or failed while building or booting: still a summary
+            verdict = Verdict.INFRA if isinstance(e, LabError) else Verdict.INTERRUPTED
+            reason = str(e) if isinstance(e, LabError) else f"{stop_reason()} before the first cycle"
+            _write(out, summarize([], [], verdict, thresholds,
+                                  {**info, "reason": reason, "evidence": [],
+                                   "seconds": round(time.monotonic() - t_start, 2)}))
+            raise
+        # A signal during the teardown: the verdict stands (end() keeps the first one).
+        session.end(Verdict.INTERRUPTED, f"{stop_reason()} after {session.cycles_done()} cycle(s)")
+    assert session.verdict is not None
     seconds = time.monotonic() - t_start
     summary = summarize(session.records, session.failures, session.verdict, thresholds, {
         **info, "reason": session.reason, "evidence": session.evidence,
