@@ -129,11 +129,13 @@ def cmd_up(args, ui: UI) -> int:
     rec = guest.record
     elapsed = time.monotonic() - t0
     info = {"name": rec.name, "target": rec.target, "pid": rec.pid, "ssh_port": rec.ssh_port,
-            "accel": rec.accel, "smp": rec.smp, "ready_seconds": round(elapsed, 2), **_reach(rec)}
+            "accel": rec.accel, "smp": rec.smp, "cpu_model": rec.cpu_model,
+            "ready_seconds": round(elapsed, 2), **_reach(rec)}
     if ui.json_mode:
         ui.emit_json(info)
     else:
-        ui.out.print(f"{rec.name} is up ({rec.accel}, {rec.smp} CPU, SSH ready in {elapsed:.1f}s)")
+        ui.out.print(f"{rec.name} is up ({rec.accel}, {rec.smp} x {rec.cpu_model or '?'}, "
+                     f"SSH ready in {elapsed:.1f}s)")
         ui.out.print(f"  {info['lab_ssh']}")
         ui.out.print(f"  {info['ssh']}")
     return 0
@@ -189,15 +191,17 @@ def cmd_status(args, ui: UI) -> int:
                      "state": "running" if alive else "stale (cleaned)",
                      "uptime": round(time.time() - rec.started) if alive else None,
                      "ssh_port": rec.ssh_port, "qmp": qmp_ok, "ssh": ssh_ok, "accel": rec.accel,
-                     "smp": rec.smp})
+                     "smp": rec.smp, "cpu_model": rec.cpu_model})
     if ui.json_mode:
         ui.emit_json(rows)
         return 0
-    t = Table("name", "target", "state", "uptime", "ssh port", "QMP", "SSH", "accel", "cpus")
+    t = Table("name", "target", "state", "uptime", "ssh port", "QMP", "SSH", "accel", "cpus",
+              "cpu model")
     for r in rows:
         t.add_row(r["name"], r["target"], r["state"],
                   f"{r['uptime']}s" if r["uptime"] is not None else "-", str(r["ssh_port"]),
-                  "ok" if r["qmp"] else "-", "ok" if r["ssh"] else "-", r["accel"], str(r["smp"]))
+                  "ok" if r["qmp"] else "-", "ok" if r["ssh"] else "-", r["accel"], str(r["smp"]),
+                  r["cpu_model"] or "?")
     ui.out.print(t if rows else "no guests")
     return 0
 

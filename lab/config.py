@@ -75,6 +75,9 @@ class Target:
     # Boots retried after QEMU exits silently (status 0, no kernel message) before
     # user space: an emulator fault seen on clipper in about 1 boot in 40.
     boot_retries: int = 1
+    # Alpha firmware: "qemu" (QEMU's own palcode-clipper, EV67 only) or "lab"
+    # (built here from Debian's qemu source, runs on EV56, PCA56, EV6 and EV67).
+    palcode: str = "qemu"
     path: str = ""
 
     @property
@@ -194,7 +197,7 @@ def _positive(r: _Reader, name: str, value: float, maximum: float | None = None)
 def load_target(path: Path) -> Target:
     r = _Reader(str(path), _load_yaml(path))
     r.only(("name", "arch", "machine", "cpu", "smp", "memory", "kernel", "description",
-            "notes", "kernel_cmdline", "qemu_args", "timeouts", "boot_retries"))
+            "notes", "kernel_cmdline", "qemu_args", "timeouts", "boot_retries", "palcode"))
     arch = r.choice("arch", tuple(ARCHES))
     spec = ARCHES[arch]
     name = r.get("name", str, path.stem)
@@ -227,8 +230,19 @@ def load_target(path: Path) -> Target:
         qemu_args=r.strings("qemu_args"),
         timeouts=Timeouts(**tvals),
         boot_retries=boot_retries,
+        palcode=_palcode(r, arch),
         path=str(path),
     )
+
+
+PALCODES = ("qemu", "lab")
+
+
+def _palcode(r: "_Reader", arch: str) -> str:
+    value = r.choice("palcode", PALCODES, "qemu")
+    if value != "qemu" and arch != "alpha":
+        raise ConfigError(r.path, "palcode", "only Alpha targets boot PALcode")
+    return value
 
 
 def load_profile(path: Path) -> KernelProfile:

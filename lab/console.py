@@ -27,6 +27,7 @@ FATAL = {"panic", "oops", "bug", "oom"}   # the kernel crashed (or ran out of me
 STUCK = {"soft-lockup", "rcu-stall", "hung-task"}  # the kernel says it is stuck: a hang verdict
 
 READY_MARK = "lab-guest: sshd ready"
+CPU_MARK = re.compile(r"lab-guest: cpu (.+?)\s*$")
 KVM_FATAL = re.compile(r"KVM internal error|emulation failure")
 
 

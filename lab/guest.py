@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from .config import Target
-from .console import FATAL, KVM_FATAL, READY_MARK, ConsoleLog, findings
+from .console import CPU_MARK, FATAL, KVM_FATAL, READY_MARK, ConsoleLog, findings
 from .deadline import Deadline
 from .errors import GuestError, LabError
 from .images import GuestImages
@@ -73,6 +73,7 @@ def qemu_command(target: Target, images: GuestImages, run: Path, port: int, acce
         "-device", "e1000,netdev=net0,autonegotiation=off",
         # Host entropy: the guest's SSH server needs random numbers at once.
         "-device", "virtio-rng-pci",
+        *(["-bios", str(images.bios)] if images.bios else []),
         *target.qemu_args,
     ]
 
@@ -113,7 +114,7 @@ class Guest:
                               memory=memory, pid=proc.pid, ssh_port=port, accel=accel, dir=str(run),
                               host_key=images.host_key, kernel_key=images.kernel_key,
                               rootfs_key=images.rootfs_key, kernel_release=images.kernel_release,
-                              command=argv)
+                              command=argv, bios_key=images.bios_key)
             rec.save()
             rec.known_hosts.write_text(known_hosts_line(port, images.host_key) + "\n")
             guest = cls(rec, target)
@@ -178,6 +179,9 @@ class Guest:
                 raise BootVerdict("qemu-exit", f"QEMU exited with status {code} before SSH was "
                                   f"ready; stderr: {self.stderr().strip()[-500:] or '(empty)'}",
                                   self.console.tail(40), exit_code=code)
+            for line in new:
+                if m := CPU_MARK.search(line):
+                    self.record.cpu_model = m.group(1)
             if any(READY_MARK in line for line in new):
                 ready = True
             if ready and time.monotonic() >= next_try:

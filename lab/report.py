@@ -188,11 +188,13 @@ def render_html(merged: Mapping[str, Any], cell_dirs: Mapping[str, Path]) -> str
            f"<style>{CSS}</style></head><body>"]
     out.append(f"<h1>Hardware matrix: <span style='color:{COLOURS.get(merged['verdict'], '#000')}'>"
                f"{_e(merged['verdict'].upper())}</span></h1>")
-    keys = sorted({f"{t}: kernel {s.get('kernel_key', '?')}, rootfs {s.get('rootfs_key', '?')}"
+    keys = sorted({f"{t}: {cpu_label(s)}, kernel {s.get('kernel_key', '?')}, rootfs "
+                   f"{s.get('rootfs_key', '?')}"
+                   + (f", palcode {s['palcode_key']}" if s.get("palcode_key") else "")
                    for t, s in cells.items()})
     out.append(f"<div class='meta'>lab {_e(merged['lab_version'])} · kernel "
                f"{_e(', '.join(merged['kernels']))} · module sha256 "
-               f"{_e(', '.join(m[:16] for m in merged['module_sha256']))}<br>image keys: "
+               f"{_e(', '.join(m[:16] for m in merged['module_sha256']))}<br>targets (CPU model read back from each guest, image keys): "
                f"{_e('; '.join(keys))}</div>")
     # The grid: arch rows x UP/SMP columns, one coloured cell per target.
     out.append("<h2>Matrix</h2><table class='grid' id='grid'><tr><th>arch</th>" +
@@ -235,7 +237,7 @@ def render_html(merged: Mapping[str, Any], cell_dirs: Mapping[str, Path]) -> str
     for t, s in cells.items():
         lat = s.get("latency_ms", {})
         per = s.get("period_ms", {})
-        out.append(f"<tr><td>{_e(t)}</td><td>{_e(s.get('cpu', ''))} ×{s.get('smp', 1)}</td>"
+        out.append(f"<tr><td>{_e(t)}</td><td>{_e(cpu_label(s))} ×{s.get('smp', 1)}</td>"
                    f"<td class='v' style='background:{COLOURS.get(s['verdict'])}'>{_e(s['verdict'])}</td>"
                    f"<td>{s.get('cycles', 0)}</td><td>{fmt(lat.get('load', {}))}</td>"
                    f"<td>{fmt(lat.get('unload', {}))}</td>"
@@ -268,6 +270,14 @@ def render_html(merged: Mapping[str, Any], cell_dirs: Mapping[str, Path]) -> str
         out.append("</div>")
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def cpu_label(s: Mapping[str, Any]) -> str:
+    """The CPU model the guest reported (/proc/cpuinfo), and the -cpu asked for if it differs."""
+    seen, asked = s.get("cpu_model") or "", s.get("cpu", "")
+    if not seen:
+        return f"{asked} (not read back)"
+    return seen if seen.lower() == asked.lower() else f"{seen} (-cpu {asked})"
 
 
 def soak_facts(s: Mapping[str, Any]) -> list[str]:

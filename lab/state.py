@@ -30,6 +30,8 @@ class GuestRecord:
     started: float = field(default_factory=time.time)
     boot_attempts: int = 1
     command: list[str] = field(default_factory=list)
+    cpu_model: str = ""       # as the guest's /proc/cpuinfo says (read back at boot)
+    bios_key: str = ""        # the lab's PALcode build, if the target boots it
 
     @property
     def path(self) -> Path:

@@ -9,6 +9,7 @@ from ..cache import Store
 from ..config import Lab, Target
 from ..errors import LabError
 from .kernel import KernelBuild
+from .palcode import Palcode
 from .rootfs import HOST_KEY_PUB, INITRAMFS, Rootfs
 from .steps import Step
 
@@ -25,8 +26,13 @@ def rootfs_step(lab: Lab, target: Target) -> Rootfs:
     return Rootfs(target.arch, build.toolchain, build.compiler_package)
 
 
+def palcode_step(target: Target) -> Palcode | None:
+    return Palcode() if target.palcode == "lab" else None
+
+
 def target_steps(lab: Lab, target: Target) -> list[Step]:
-    return [kernel_step(lab, target), rootfs_step(lab, target)]
+    pal = palcode_step(target)
+    return [kernel_step(lab, target), rootfs_step(lab, target), *([pal] if pal else [])]
 
 
 @dataclass(frozen=True)
@@ -40,13 +46,16 @@ class GuestImages:
     host_key: str            # "ssh-ed25519 AAAA..."
     kernel_key: str
     rootfs_key: str
+    bios: Path | None = None      # firmware for -bios (the lab's Alpha PALcode)
+    bios_key: str = ""
 
 
 def images_for(lab: Lab, target: Target, store: Store) -> GuestImages:
     """The built images of ``target``; LabError if any is missing."""
-    k, r = kernel_step(lab, target), rootfs_step(lab, target)
+    k, r, pal = kernel_step(lab, target), rootfs_step(lab, target), palcode_step(target)
     ka, ra = k.artifact(store), r.artifact(store)
-    for art in (ka, ra):
+    pa = pal.artifact(store) if pal else None
+    for art in (ka, ra, *([pa] if pa else [])):
         if not art.exists():
             raise LabError(f"{art.kind} {art.name} for {target.name} is not built: "
                            f"run `lab images build {target.name}`")
@@ -55,4 +64,5 @@ def images_for(lab: Lab, target: Target, store: Store) -> GuestImages:
         kernel=ka.path / km["image"], kernel_build=ka.path / "build",
         kernel_release=km["release"],
         initramfs=ra.path / INITRAMFS, host_key=(ra.path / HOST_KEY_PUB).read_text().strip(),
-        kernel_key=ka.key, rootfs_key=ra.key)
+        kernel_key=ka.key, rootfs_key=ra.key,
+        bios=pa.path / pa.manifest()["image"] if pa else None, bios_key=pa.key if pa else "")

@@ -190,7 +190,9 @@ def run_soak(lab: Lab, target: Target, opts: SoakOptions,
         guest, conn, owned = _guest_for(lab, target, opts, status)
         info.update(smp=guest.record.smp, kernel_release=guest.record.kernel_release,
                     kernel_key=guest.record.kernel_key, rootfs_key=guest.record.rootfs_key,
-                    boot_attempts=guest.record.boot_attempts, guest_booted_by_soak=owned)
+                    boot_attempts=guest.record.boot_attempts, guest_booted_by_soak=owned,
+                    cpu_model=guest.record.cpu_model, palcode=target.palcode,
+                    palcode_key=guest.record.bios_key)
         guest.console.poll()
         console_start = guest.console.offset
         session = SoakSession(guest, thresholds, out, expect, progress=progress,

@@ -1,0 +1,109 @@
+"""The Alpha PALcode (firmware) for QEMU's clipper machine, built from Debian's qemu source.
+
+QEMU's own palcode-clipper is built for EV67: it finds the asserted interrupt
+with `cttz`, an EV67-only instruction, so a guest on `-cpu ev6`, `pca56` or
+`ev56` dies at its first device interrupt. This step builds the same PALcode
+from the source of the installed QEMU (Debian's qemu package, roms/qemu-palcode)
+with our patches (images/patches/qemu-palcode/), the way Debian builds it, and
+targets that need it boot it with `-bios`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..cache import Artifact, file_digest
+from ..errors import LabError
+from ..paths import project_root
+from ..runner import require, run
+from .steps import BuildContext, Step
+from .toolchain import debian_package_version, tool_version
+
+PATCHES = "images/patches/qemu-palcode"
+IMAGE = "palcode-clipper"
+QEMU_PACKAGE = "qemu-system-misc"   # the binary package that ships qemu-system-alpha
+TOOLCHAIN = "alpha-linux-gnu-"
+
+
+def qemu_source_version() -> str:
+    """The source version QEMU was built from (binary rebuilds add "+bN" to the binary's)."""
+    debian_package_version(QEMU_PACKAGE)  # installed, or a LabError naming the package
+    p = subprocess.run(["dpkg-query", "-W", "-f=${source:Version}", QEMU_PACKAGE],
+                       stdout=subprocess.PIPE, text=True, check=True)
+    return p.stdout.strip()
+
+
+def patches() -> list[Path]:
+    return sorted((project_root() / PATCHES).glob("*.patch"))
+
+
+class Palcode(Step):
+    kind = "palcode"
+
+    @property
+    def name(self) -> str:
+        return "clipper"
+
+    def inputs(self) -> Mapping[str, Any]:
+        return {"qemu": qemu_source_version(),
+                "patches": {p.name: file_digest(p) for p in patches()},
+                "compiler": tool_version(TOOLCHAIN + "gcc", "gcc-alpha-linux-gnu")}
+
+    def build(self, ctx: BuildContext, out: Path, deps: Mapping[str, Artifact]) -> Mapping[str, Any]:
+        require("apt-get", "apt")
+        require("patch", "patch")
+        log = ctx.log_for(self)
+        version = qemu_source_version()
+        dl = out / "dl"
+        dl.mkdir()
+        ctx.status(f"fetching qemu {version} source")
+        try:
+            run(["apt-get", "source", "-q", "--download-only", f"qemu={version}"], cwd=dl, log=log,
+                what="apt-get source qemu")
+        except LabError as e:
+            raise LabError(f"{e}\n(needs a deb-src entry in /etc/apt/sources.list.d: "
+                           "scripts/setup-host.sh adds one)") from None
+        origs = sorted(dl.glob("qemu_*.orig.tar.*"))
+        if not origs:
+            raise LabError(f"apt-get source qemu={version}: no orig tarball in {dl}")
+        src = out / "src"
+        ctx.status("unpacking roms/qemu-palcode")
+        with tarfile.open(origs[0]) as tf:
+            members = [m for m in tf.getmembers() if "/roms/qemu-palcode/" in m.name + "/"]
+            if not members:
+                raise LabError(f"{origs[0].name} has no roms/qemu-palcode")
+            tf.extractall(src, members=members, filter="fully_trusted")
+        tree = next(src.iterdir())          # qemu-7.2.0/
+        for p in patches():
+            run(["patch", "-p1", "-i", str(p)], cwd=tree, log=log, what=f"patch {p.name}")
+        pal = tree / "roms" / "qemu-palcode"
+        ctx.status("building palcode-clipper")
+        make = ["make", "-C", str(pal), f"CROSS={TOOLCHAIN}"]
+        try:
+            run(make + ["-k"], log=log, what="palcode build")
+        except LabError:
+            # As Debian's rules do: gcc 12 crashes on console.c at -O2 (Debian #1019011);
+            # the retry rebuilds what is missing at -O1.
+            run(make + ["OPT=-O1"], log=log, what="palcode build (-O1 retry)")
+        run([TOOLCHAIN + "strip", "-o", str(out / IMAGE), str(pal / IMAGE)], log=log,
+            what="strip palcode")
+        self._check_instructions(pal / IMAGE, log)
+        shutil.rmtree(dl)
+        shutil.rmtree(src)
+        return {"image": IMAGE, "qemu_source": version}
+
+    @staticmethod
+    def _check_instructions(elf: Path, log: Path) -> None:
+        """The PALcode must run on every CPU model our targets use: no EV67 (CIX) or
+        EV6 (FIX) instruction may be left (BWX is fine: EV56 and later have it)."""
+        dis = run([TOOLCHAIN + "objdump", "-d", str(elf)], what="palcode disassembly")
+        bad = [line.strip() for line in dis.splitlines()
+               if any(f"\t{op}" in line for op in ("cttz", "ctlz", "ctpop", "itoft", "itofs",
+                                                  "ftoit", "ftois", "sqrt"))]
+        if bad:
+            raise LabError(f"palcode still has EV6/EV67-only instructions (log: {log}):\n  "
+                           + "\n  ".join(bad[:10]))
