@@ -34,7 +34,7 @@ def bare_boot(target, im) -> float:
             "-initrd", str(im.initramfs), "-append", cmdline, "-display", "none",
             "-monitor", "none", "-serial", "null", "-no-reboot",
             "-netdev", "user,id=net0", "-device", "e1000,netdev=net0,autonegotiation=off",
-            "-device", "virtio-rng-pci"]
+            "-device", "virtio-rng-pci", *(["-bios", str(im.bios)] if im.bios else [])]
     t0 = time.monotonic()
     subprocess.run(argv, check=True, timeout=120, stdout=subprocess.DEVNULL)
     return time.monotonic() - t0
