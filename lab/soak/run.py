@@ -32,7 +32,7 @@ from .agent import REMOTE_PATH as AGENT_REMOTE, build_agent
 from .checks import judge_kmemleak, parse_kmemleak, summarize
 from .evidence import capture_hang_evidence, save_console
 from .session import ChannelStream, Expectations, SoakSession
-from .thresholds import Thresholds, load_thresholds
+from .thresholds import Thresholds, check_overrides, load_thresholds
 
 KMEMLEAK = "/sys/kernel/debug/kmemleak"
 KMEMLEAK_MIN_AGE_S = 5.0  # kmemleak reports no object younger than this
@@ -62,9 +62,7 @@ class SoakOptions:
                            "(--dwell-every K) holds the module --dwell S seconds")
         if self.dwell_every < 0 or self.dwell_s < 0:
             raise LabError("--dwell and --dwell-every must not be negative")
-        for k, v in self.overrides.items():
-            if v is not None and v < 0:
-                raise LabError(f"--{k.replace('_', '-')} {v:g}: must not be negative")
+        check_overrides(self.overrides)
 
 
 @dataclass

@@ -60,10 +60,15 @@ def load_thresholds(arch: str, path: Path | None = None,
     if per_arch is not None:
         t = replace(t, **_values(per_arch))
     if overrides:
-        given = {k: float(v) for k, v in overrides.items() if v is not None}
-        for k, v in given.items():
-            if v < 0 or (v == 0 and k not in ZERO_ALLOWED):
-                flag = "--" + k.replace("_", "-")
-                raise LabError(f"{flag} {v:g}: must be {'zero or more' if k in ZERO_ALLOWED else 'positive'}")
-        t = replace(t, **given)
+        t = replace(t, **check_overrides(overrides))
     return t
+
+
+def check_overrides(overrides: Mapping[str, float | None]) -> dict[str, float]:
+    """The command line's threshold values, each checked: LabError naming the flag."""
+    given = {k: float(v) for k, v in overrides.items() if v is not None}
+    for k, v in given.items():
+        if v < 0 or (v == 0 and k not in ZERO_ALLOWED):
+            flag = "--" + k.replace("_", "-")
+            raise LabError(f"{flag} {v:g}: must be {'zero or more' if k in ZERO_ALLOWED else 'positive'}")
+    return given

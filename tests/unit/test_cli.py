@@ -50,12 +50,15 @@ import pytest  # noqa: E402
     (["soak", "--target", "alpha-es40", "--kernel", "linux-6.1-debug"], "does not build for alpha"),
     (["up", "i386-up", "--kernel", "linux-9"], "not a kernel profile"),
 ])
-def test_bad_input_is_one_line_and_exit_2_before_anything_runs(lab_dirs, capsys, argv, words):
+def test_bad_input_is_one_line_and_exit_2_before_anything_runs(lab_dirs, capsys, monkeypatch,
+                                                             argv, words):
+    monkeypatch.chdir(lab_dirs)
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("lab: error: ") and words in err and len(err.splitlines()) == 1
-    # nothing was built or booted
+    # nothing was built, booted or written
     assert not (lab_dirs / "cache").exists() and not (lab_dirs / "run").exists()
+    assert not (lab_dirs / "results").exists() and not (lab_dirs / "matrix-results").exists()
 
 
 def test_sigterm_during_a_command_is_interrupted_with_exit_2(lab_dirs, capsys, monkeypatch):
