@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
 
-from ..console import FATAL, STUCK, findings, first_report
+from ..console import FATAL, SHUTDOWN, STUCK, findings, first_report
 from ..interrupt import STOP, reason as stop_reason
 from ..verdict import Verdict
 from .checks import Failure, check_blocked, check_cycle, memory_trend
@@ -205,13 +205,24 @@ class SoakSession:
         self.guest.console.poll()
         return first_report(self._console_lines())
 
+    def _shut_down_from_outside(self) -> str:
+        """A reason if the guest was shut down on request while the soak ran."""
+        record_dir = getattr(self.guest.record, "path", None)
+        if any(SHUTDOWN.search(line) for line in self._console_lines()):
+            return "the guest was shut down from outside during the soak (`lab down`, or " \
+                   f"poweroff in the guest) after {self.cycles_done()} cycle(s)"
+        if record_dir is not None and not record_dir.exists():
+            return f"the guest was stopped from outside during the soak (`lab down`) after " \
+                   f"{self.cycles_done()} cycle(s)"
+        return ""
+
     def _lost_guest(self) -> None:
         report = self._kernel_blames_module()
         code = self.guest.exit_code()
         if report:
             self.end(Verdict.CRASH, f"QEMU exited (status {code}) after a kernel report", report)
         else:
-            self.end(Verdict.INFRA, f"QEMU exited (status {code})",
+            self.end(Verdict.INFRA, self._shut_down_from_outside() or f"QEMU exited (status {code})",
                      self.guest.console.tail(40).splitlines())
 
     def _agent_died(self, status: int) -> None:
@@ -221,6 +232,8 @@ class SoakSession:
         if report:
             self.end(Verdict.CRASH, f"soak agent died (status {status}) after a kernel report",
                      report)
+        elif outside := self._shut_down_from_outside():
+            self.end(Verdict.INFRA, outside, self.guest.console.tail(40).splitlines())
         else:
             self.end(Verdict.INFRA, f"soak agent died with status {status} before finishing, "
                      "with no kernel report of a crash (killed from outside?)",

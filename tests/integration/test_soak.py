@@ -183,3 +183,18 @@ def test_agent_killed_from_outside_is_infra_not_crash(lab, built, tmp_path):
     res = run_soak(lab, lab.target("i386-up"), opts, on_record=kill_agent)
     assert res.verdict == "infra" and res.exit_code == 2, explain(res)
     assert "killed from outside" in res.summary["reason"]
+
+
+def test_lab_down_during_a_soak_ends_it_as_infra_with_the_reason(lab, built, tmp_path):
+    from lab.lifecycle import down
+    done = threading.Event()
+
+    def stop_guest(rec, guest):
+        if rec.get("type") == "cycle" and rec["n"] == 3 and not done.is_set():
+            done.set()
+            down(guest.record.name)   # as `lab down --all` from another shell would
+
+    opts = SoakOptions(out=tmp_path, accel="tcg", cycles=100000)
+    res = run_soak(lab, lab.target("i386-up"), opts, on_record=stop_guest)
+    assert res.verdict == "infra" and res.exit_code == 2, explain(res)
+    assert "from outside" in res.summary["reason"], res.summary["reason"]

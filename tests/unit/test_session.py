@@ -208,3 +208,16 @@ def test_lab_yaml_expectations_are_added_not_required(tmp_path):
 def test_recorded_streams_are_valid_json_lines(case):
     for line in recorded(case):
         json.loads(line)
+
+
+def test_guest_shut_down_from_outside_is_infra_with_the_reason(tmp_path):
+    s, guest, _ = session(tmp_path)
+    lines = recorded("pass-thread-mod")[:4]
+
+    def lab_down(polls):  # `lab down` from another shell: init's shutdown, then QEMU goes
+        if polls == 5:
+            (tmp_path / "console.log").write_text(
+                "The system is going down NOW!\nSent SIGTERM to all processes\n"
+                "[   40.1] reboot: Power down\n")
+    assert s.run(Replay(lines, exit_status=-1, then_silent=False, on_poll=lab_down)) == Verdict.INFRA
+    assert "shut down from outside" in s.reason and "3 cycle(s)" in s.reason
