@@ -243,6 +243,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lab", description="QEMU test lab for Linux kernel modules")
     p.add_argument("--version", action="version", version=f"lab {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="print QEMU command lines and details")
+    p.add_argument("--timeout-factor", type=float, metavar="F",
+                   help="multiply every timeout by F on slow or busy hosts (or LAB_TIMEOUT_FACTOR)")
     sub = p.add_subparsers(dest="command", required=True)
 
     def add(name, func, help_, json_flag=True, parent=sub):
@@ -294,6 +296,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     ui = UI(json_mode=getattr(args, "json", False), verbose=args.verbose)
+    if args.timeout_factor is not None:
+        os.environ["LAB_TIMEOUT_FACTOR"] = str(args.timeout_factor)
     restore = interrupt.install()
     try:
         return args.func(args, ui)

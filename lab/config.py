@@ -9,6 +9,8 @@ from dataclasses import dataclass, replace, field
 from pathlib import Path
 from typing import Any, Mapping
 
+import os
+
 import yaml
 
 from .errors import ConfigError, LabError
@@ -194,6 +196,20 @@ def _positive(r: _Reader, name: str, value: float, maximum: float | None = None)
         raise ConfigError(r.path, r.key(name), f"{value!r} is out of range; valid: {limit}")
 
 
+def timeout_factor() -> float:
+    """LAB_TIMEOUT_FACTOR (`lab --timeout-factor F`): every timeout (boot, silence, SSH,
+    shutdown, the soak's cycle deadline and hold limit) is multiplied by it, for slow or
+    busy hosts. Check thresholds (load/unload times) are not: they judge the module."""
+    raw = os.environ.get("LAB_TIMEOUT_FACTOR", "1")
+    try:
+        factor = float(raw)
+    except ValueError:
+        raise LabError(f"LAB_TIMEOUT_FACTOR={raw!r}: not a number") from None
+    if not 0 < factor <= 100:
+        raise LabError(f"LAB_TIMEOUT_FACTOR={raw}: must be above 0 and at most 100")
+    return factor
+
+
 def load_target(path: Path) -> Target:
     r = _Reader(str(path), _load_yaml(path))
     r.only(("name", "arch", "machine", "cpu", "smp", "memory", "kernel", "description",
@@ -228,7 +244,7 @@ def load_target(path: Path) -> Target:
         notes=r.get("notes", str, ""),
         kernel_cmdline=r.get("kernel_cmdline", str, ""),
         qemu_args=r.strings("qemu_args"),
-        timeouts=Timeouts(**tvals),
+        timeouts=_scaled(Timeouts(**tvals), timeout_factor()),
         boot_retries=boot_retries,
         palcode=_palcode(r, arch),
         path=str(path),
@@ -236,6 +252,10 @@ def load_target(path: Path) -> Target:
 
 
 PALCODES = ("qemu", "lab")
+
+
+def _scaled(t: Timeouts, factor: float) -> Timeouts:
+    return Timeouts(**{k: getattr(t, k) * factor for k in Timeouts.__dataclass_fields__})
 
 
 def _palcode(r: "_Reader", arch: str) -> str:

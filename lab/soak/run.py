@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .. import __version__
-from ..config import Lab, Target
+from ..config import Lab, Target, timeout_factor
 from ..deploy import module_remote_path, put_file
 from ..errors import LabError
 from ..guest import Guest
@@ -177,7 +177,7 @@ def run_soak(lab: Lab, target: Target, opts: SoakOptions,
     info: dict[str, Any] = {"target": target.name, "arch": target.arch, "smp": target.smp,
                             "cpu": target.cpu, "kernel_profile": target.kernel,
                             "requested_cycles": opts.cycles, "params": opts.params,
-                            "lab_version": __version__}
+                            "lab_version": __version__, "timeout_factor": timeout_factor()}
     session: SoakSession | None = None
     guest: Guest | None = None
     try:

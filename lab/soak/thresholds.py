@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Mapping
 
-from ..config import ARCHES, _load_yaml, _Reader, _positive
+from ..config import ARCHES, _load_yaml, _Reader, _positive, timeout_factor
 from ..errors import ConfigError, LabError
 from ..paths import project_root
 
@@ -61,7 +61,9 @@ def load_thresholds(arch: str, path: Path | None = None,
         t = replace(t, **_values(per_arch))
     if overrides:
         t = replace(t, **check_overrides(overrides))
-    return t
+    factor = timeout_factor()
+    return replace(t, cycle_deadline_s=t.cycle_deadline_s * factor,
+                   hold_limit_ms=t.hold_limit_ms * factor)
 
 
 def check_overrides(overrides: Mapping[str, float | None]) -> dict[str, float]:

@@ -113,3 +113,24 @@ def test_target_with_unknown_profile(tmp_path):
 def test_unknown_target_lists_targets():
     with pytest.raises(LabError, match="alpha-ds20, alpha-es40, alpha-pws500au, i386-smp, i386-up"):
         load_lab().target("alpha-es45")
+
+
+def test_timeout_factor_scales_every_timeout_not_the_checks(monkeypatch):
+    from lab.config import load_lab
+    from lab.soak.thresholds import load_thresholds
+    base = load_lab().target("alpha-es40").timeouts
+    t0 = load_thresholds("alpha")
+    monkeypatch.setenv("LAB_TIMEOUT_FACTOR", "2.5")
+    slow = load_lab().target("alpha-es40").timeouts
+    assert slow.boot == base.boot * 2.5 and slow.silence == base.silence * 2.5
+    assert slow.ssh_command == base.ssh_command * 2.5 and slow.shutdown == base.shutdown * 2.5
+    t = load_thresholds("alpha")
+    assert t.cycle_deadline_s == t0.cycle_deadline_s * 2.5 and t.hold_limit_ms == t0.hold_limit_ms * 2.5
+    assert t.max_unload_ms == t0.max_unload_ms and t.max_load_ms == t0.max_load_ms
+
+
+def test_bad_timeout_factor_is_one_line(monkeypatch, lab_dirs, capsys):
+    from lab.cli import main
+    monkeypatch.setenv("LAB_TIMEOUT_FACTOR", "fast")
+    assert main(["up", "i386-up"]) == 2
+    assert "LAB_TIMEOUT_FACTOR='fast'" in capsys.readouterr().err
