@@ -79,7 +79,20 @@ def register(sub, add) -> None:
     s.add_argument("--accel", choices=("auto", "tcg", "kvm"), default="auto")
     s.add_argument("--kernel", metavar="PROFILE",
                    help="kernel profile instead of the target's (e.g. linux-6.1-debug: kmemleak)")
+    s.add_argument("--bisect-exit-codes", action="store_true",
+                   help="exit as `git bisect run` wants: 0 pass, 1 fail/crash/hang, 125 infra "
+                        "(skip), 128 interrupted (abort)")
     _thresholds(s)
+
+    bi = add("bisect", cmd_bisect, "find the module commit that broke the soak (git bisect)")
+    bi.add_argument("good", help="a commit that passes")
+    bi.add_argument("bad", help="a commit that fails")
+    bi.add_argument("--target", help="target (default alpha-es40)")
+    bi.add_argument("--cycles", type=int, default=20, help="soak cycles per step")
+    bi.add_argument("--module", type=Path, default=Path("."),
+                    help="module directory inside a git work tree (default: here)")
+    bi.add_argument("--out", type=Path, default=Path("bisect-results"),
+                    help="results: one soak directory per commit tested, bisect.log")
 
     mx = add("matrix", cmd_matrix, "soak every target, several guests at once, then report")
     mx.add_argument("--targets", nargs="+", help="targets (default: all)")
@@ -176,6 +189,18 @@ class SoakProgress:
 
 
 def cmd_soak(args, ui) -> int:
+    from .errors import LabError
+    try:
+        return _soak_all(args, ui)
+    except LabError as e:
+        if not args.bisect_exit_codes:
+            raise
+        # a commit that cannot be soaked (the module does not build, say) is skipped
+        ui.err.print(f"lab: error: {e}", markup=False)
+        return 125
+
+
+def _soak_all(args, ui) -> int:
     from dataclasses import replace
 
     from .soak import run_soak
@@ -196,7 +221,32 @@ def cmd_soak(args, ui) -> int:
             print_summary(ui, res)
     if ui.json_mode:
         ui.emit_json([r.summary for r in results])
+    if args.bisect_exit_codes:
+        from .integrations.bisect import BISECT_EXIT
+        return max(BISECT_EXIT[r.verdict] for r in results)
     return max(r.exit_code for r in results)
+
+
+def cmd_bisect(args, ui) -> int:
+    from .integrations.bisect import bisect
+    lab = _lab()
+    target = lab.target(args.target or lab.default_target)
+    if args.cycles < 1:
+        from .errors import LabError
+        raise LabError(f"--cycles {args.cycles}: must be 1 or more")
+    with ui.status(f"bisecting on {target.name}") as status:
+        res = bisect(args.module, args.good, args.bad, target.name, args.cycles, args.out,
+                     log=status)
+    if ui.json_mode:
+        ui.emit_json(res.as_json())
+    else:
+        ui.out.print(f"first bad commit: {res.first_bad} {res.subject}", markup=False)
+        ui.out.print(f"  {res.verdict}: {res.reason or ', '.join(res.checks_failed)}", markup=False)
+        if res.checks_failed:
+            ui.out.print("  failed checks: " + ", ".join(f"{k} ({v})" for k, v in
+                                                          res.checks_failed.items()), markup=False)
+        ui.out.print(f"  {res.steps} commit(s) soaked; results in {res.out}/", markup=False)
+    return 0
 
 
 def _fmt(v, unit=""):

@@ -97,3 +97,16 @@ def test_progress_without_a_terminal_is_plain_timestamped_lines(capsys):
     assert sum("building kernel" in line for line in lines) == 1
     assert any("i386-up: booting" in line for line in lines)
     assert any("cycle 20/20" in line for line in lines)
+
+
+def test_bisect_exit_codes_follow_git_bisect_run():
+    from lab.integrations.bisect import BISECT_EXIT
+    from lab.verdict import Verdict
+    assert {v: BISECT_EXIT[v] for v in Verdict} == {
+        Verdict.PASS: 0, Verdict.FAIL: 1, Verdict.CRASH: 1, Verdict.HANG: 1,
+        Verdict.INFRA: 125, Verdict.INTERRUPTED: 128}
+
+
+def test_bisect_outside_a_git_tree_is_one_line(lab_dirs, capsys):
+    assert main(["bisect", "HEAD~1", "HEAD", "--module", str(lab_dirs)]) == 2
+    assert "not inside a git work tree" in capsys.readouterr().err

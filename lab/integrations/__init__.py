@@ -1,0 +1,1 @@
+"""lab in other people's tools: `git bisect` (bisect.py), KTAP output (ktap.py)."""
