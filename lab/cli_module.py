@@ -79,6 +79,7 @@ def register(sub, add) -> None:
     s.add_argument("--accel", choices=("auto", "tcg", "kvm"), default="auto")
     s.add_argument("--kernel", metavar="PROFILE",
                    help="kernel profile instead of the target's (e.g. linux-6.1-debug: kmemleak)")
+    s.add_argument("--ktap", action="store_true", help="stream KTAP v1 to stdout (one subtest per cycle)")
     s.add_argument("--bisect-exit-codes", action="store_true",
                    help="exit as `git bisect run` wants: 0 pass, 1 fail/crash/hang, 125 infra "
                         "(skip), 128 interrupted (abort)")
@@ -106,6 +107,7 @@ def register(sub, add) -> None:
     mx.add_argument("--dwell", type=float, default=0.0, metavar="S")
     mx.add_argument("--accel", choices=("auto", "tcg", "kvm"), default="auto")
     mx.add_argument("--kernel", metavar="PROFILE", help="kernel profile instead of the targets'")
+    mx.add_argument("--ktap", action="store_true", help="KTAP v1 on stdout, a block per cell as it ends")
     _thresholds(mx)
 
     r = add("report", cmd_report, "merge result directories into report.html, summary.json, junit.xml")
@@ -200,24 +202,41 @@ def cmd_soak(args, ui) -> int:
         return 125
 
 
+def _ktap_line(line: str) -> None:
+    print(line, flush=True)
+
+
 def _soak_all(args, ui) -> int:
     from dataclasses import replace
 
+    from .integrations import ktap
     from .soak import run_soak
     base = _soak_options(args, keep=args.keep, keep_going=args.keep_going)
+    if args.ktap and ui.json_mode:
+        from .errors import LabError
+        raise LabError("--ktap and --json both want stdout: choose one")
     lab = _lab()
     targets = [lab.with_kernel(lab.target(t), args.kernel)
                for t in (args.target or [lab.default_target])]
+    if args.ktap:
+        ktap.header(len(targets), _ktap_line)
     results = []
-    for target in targets:
+    for i, target in enumerate(targets, 1):
         out = args.out / target.name if len(targets) > 1 else args.out
+        k = ktap.KtapSoak(i, target.name, args.cycles, _ktap_line) if args.ktap else None
         with SoakProgress(ui, target.name, args.cycles) as shown:
-            res = run_soak(lab, target, replace(base, out=out), progress=shown.record,
+            def progress(rec, fails):
+                shown.record(rec, fails)
+                if k:
+                    k.record(rec)
+            res = run_soak(lab, target, replace(base, out=out), progress=progress,
                            status=shown.status)
+        if k:
+            k.finish(res.summary)
         if not ui.live:
             ui.line(f"{target.name}: {res.verdict} after {res.summary['cycles']} cycle(s)")
         results.append(res)
-        if not ui.json_mode:
+        if not ui.json_mode and not args.ktap:
             print_summary(ui, res)
     if ui.json_mode:
         ui.emit_json([r.summary for r in results])
@@ -303,6 +322,10 @@ def cmd_matrix(args, ui) -> int:
                for t in (args.targets or sorted(lab.targets))]
     shard = parse_shard(args.shard)
     jobs = args.jobs or default_jobs()
+    if args.ktap and ui.json_mode:
+        from .errors import LabError
+        raise LabError("--ktap and --json both want stdout: choose one")
+    ended = _ktap_cells(args, targets, shard) if args.ktap else (lambda cell: None)
     with Progress(TextColumn("{task.description:24}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[state]}"), console=ui.err, disable=not ui.live) as bar:
         tasks = {}
@@ -316,6 +339,8 @@ def cmd_matrix(args, ui) -> int:
         def on_cell(cell, event):
             state = str(cell.verdict) if event == "done" else event
             bar.update(task_of(cell), state=state)
+            if event == "done":
+                ended(cell)
             if not ui.live:
                 ui.line(f"{cell.target.name}: {state}")
 
@@ -336,12 +361,30 @@ def cmd_matrix(args, ui) -> int:
         ui.emit_json({"cells": [{"target": c.target.name, "verdict": c.verdict,
                                  "seconds": round(c.seconds, 2)} for c in cells],
                       "verdict": merged["verdict"], "out": str(args.out)})
-    else:
+    elif not args.ktap:
         for c in cells:
             ui.out.print(f"{c.target.name:16} {c.verdict:6} {c.seconds:7.1f}s  {c.out}")
         ui.out.print(f"report: {args.out / 'report.html'}")
     from .verdict import Verdict
     return max((Verdict(c.verdict).exit_code for c in cells), default=0)
+
+
+def _ktap_cells(args, targets, shard):
+    """KTAP header now; each cell's block when it ends (numbered in the order cells end)."""
+    import threading
+
+    from .integrations import ktap
+    from .matrix import shard_cells
+    from .report import load_records
+    ktap.header(len(shard_cells([t.name for t in targets], shard)), _ktap_line)
+    lock, count = threading.Lock(), [0]
+
+    def ended(cell) -> None:
+        with lock:
+            count[0] += 1
+            ktap.replay(count[0], cell.target.name, args.cycles, load_records(cell.out),
+                        cell.summary or {"verdict": str(cell.verdict)}, _ktap_line)
+    return ended
 
 
 def cmd_report(args, ui) -> int:
