@@ -110,6 +110,13 @@ def register(sub, add) -> None:
     mx.add_argument("--ktap", action="store_true", help="KTAP v1 on stdout, a block per cell as it ends")
     _thresholds(mx)
 
+    ex = sub.add_parser("export", help="soak results in other systems' formats")
+    exsub = ex.add_subparsers(dest="export_command", required=True)
+    kc = add("kcidb", cmd_export_kcidb, "KCIDB JSON (KernelCI) from result directories",
+             json_flag=False, parent=exsub)
+    kc.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
+    kc.add_argument("--out", type=Path, help="write to this file (default: stdout)")
+
     r = add("report", cmd_report, "merge result directories into report.html, summary.json, junit.xml")
     r.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
     r.add_argument("--previous", nargs="+", type=Path, default=[], metavar="DIR",
@@ -385,6 +392,20 @@ def _ktap_cells(args, targets, shard):
             ktap.replay(count[0], cell.target.name, args.cycles, load_records(cell.out),
                         cell.summary or {"verdict": str(cell.verdict)}, _ktap_line)
     return ended
+
+
+def cmd_export_kcidb(args, ui) -> int:
+    import json
+
+    from .integrations.kcidb import export
+    data = json.dumps(export(args.dirs), indent=2, sort_keys=True)
+    if args.out:
+        args.out.write_text(data + "\n")
+        ui.err.print(f"KCIDB data for {len(json.loads(data)['tests'])} test(s): {args.out}",
+                     markup=False)
+    else:
+        print(data)
+    return 0
 
 
 def cmd_report(args, ui) -> int:

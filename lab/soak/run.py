@@ -13,6 +13,7 @@ import json
 import shlex
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -177,7 +178,8 @@ def run_soak(lab: Lab, target: Target, opts: SoakOptions,
     info: dict[str, Any] = {"target": target.name, "arch": target.arch, "smp": target.smp,
                             "cpu": target.cpu, "kernel_profile": target.kernel,
                             "requested_cycles": opts.cycles, "params": opts.params,
-                            "lab_version": __version__, "timeout_factor": timeout_factor()}
+                            "lab_version": __version__, "timeout_factor": timeout_factor(),
+                            "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     session: SoakSession | None = None
     guest: Guest | None = None
     try:

@@ -52,3 +52,17 @@ def test_report_renders_in_headless_chromium(matrix_run, tmp_path):
     subprocess.run(flags + ["--window-size=1280,1800", f"--screenshot={shot}", page.as_uri()],
                    capture_output=True, timeout=120, check=True)
     assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+def test_matrix_results_export_to_valid_kcidb(matrix_run):
+    import kcidb_io
+
+    from lab.integrations.kcidb import export
+    out, cells = matrix_run
+    data = export([out])
+    kcidb_io.schema.LATEST.validate(data)
+    roots = [t for t in data["tests"] if t["path"] == "soak"]
+    assert sorted(t["environment"]["misc"]["target"] for t in roots) == sorted(c.target.name
+                                                                              for c in cells)
+    assert all(t["status"] == "PASS" for t in roots)
+    assert {t["environment"]["misc"]["cpu_model"] for t in roots} >= {"EV6", "EV56", "EV67"}
