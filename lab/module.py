@@ -27,7 +27,8 @@ from .paths import cache_dir, project_root
 from .runner import run
 
 EM = {3: "Intel 80386", 0x9026: "Alpha", 62: "Advanced Micro Devices X86-64"}
-IGNORED = re.compile(r"(\.o|\.ko|\.mod|\.mod\.c|\.cmd|\.symvers|\.order|\.d)$|^\.")
+# Build products, dotfiles and Python caches (a module's tests may live beside it).
+IGNORED = re.compile(r"(\.o|\.ko|\.mod|\.mod\.c|\.cmd|\.symvers|\.order|\.d|\.pyc)$|^\.|^__pycache__$")
 
 
 class ModuleCheckError(LabError):
@@ -153,7 +154,8 @@ class ModuleBuild(Step):
         build = kart.path / "build"
         src = out / "src"
         shutil.copytree(self.module_dir, src, ignore=shutil.ignore_patterns(
-            "*.o", "*.ko", "*.mod", "*.mod.c", ".*.cmd", "Module.symvers", "modules.order"))
+            "*.o", "*.ko", "*.mod", "*.mod.c", ".*.cmd", "Module.symvers", "modules.order",
+            "__pycache__", "*.pyc", ".pytest_cache"))
         ctx.status(f"building module {self.name}")
         argv = ["make", "-C", str(build), f"M={src}", *self.kernel.cross_make_vars(ctx.jobs),
                 "modules"]
