@@ -194,7 +194,8 @@ def render_html(merged: Mapping[str, Any], cell_dirs: Mapping[str, Path]) -> str
                    for t, s in cells.items()})
     out.append(f"<div class='meta'>lab {_e(merged['lab_version'])} · kernel "
                f"{_e(', '.join(merged['kernels']))} · module sha256 "
-               f"{_e(', '.join(m[:16] for m in merged['module_sha256']))}<br>targets (CPU model read back from each guest, image keys): "
+               f"{_e(', '.join(m[:16] for m in merged['module_sha256']))}<br>"
+               f"targets (CPU model read back from each guest, image keys): "
                f"{_e('; '.join(keys))}</div>")
     # The grid: arch rows x UP/SMP columns, one coloured cell per target.
     out.append("<h2>Matrix</h2><table class='grid' id='grid'><tr><th>arch</th>" +

@@ -110,7 +110,9 @@ class SoakSession:
     def run(self, stream: AgentStream) -> Verdict:
         """Read records until the soak ends one way or another; returns the verdict."""
         last_cycle = self.clock()
-        deadline = self.thresholds.cycle_deadline_s + self.expect.dwell_s
+        t = self.thresholds
+        # a cycle may hold the module --hold-ms and dwell on purpose: not part of the deadline
+        deadline = t.cycle_deadline_s + self.expect.dwell_s + t.hold_ms / 1000.0
         while self.verdict is None:
             lines, status = stream.poll(0.25)
             for line in lines:
