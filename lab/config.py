@@ -58,6 +58,9 @@ class Timeouts:
     silence: float = 60.0      # no console output and no SSH: a silent hang
     ssh_command: float = 60.0  # one command over SSH
     shutdown: float = 20.0     # soft shutdown before the hard one
+    # The guest said "sshd ready" but SSH never answers: give this boot up (and boot
+    # again once). Seen on alpha-es40 about once in 20 boots, cause not found yet.
+    ssh_after_ready: float = 40.0
 
 
 @dataclass(frozen=True)

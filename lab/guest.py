@@ -45,6 +45,12 @@ class BootVerdict(GuestError):
         return (self.verdict == "qemu-exit" and self.exit_code == 0
                 and not findings(self.console_tail.splitlines()))
 
+    @property
+    def emulator_fault(self) -> bool:
+        """A boot lost to the emulation, not to the kernel: worth one more boot. Either QEMU
+        exited silently, or the guest reached user space and its SSH server never answered."""
+        return self.silent_exit or self.verdict == "ssh-silent"
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -152,10 +158,12 @@ class Guest:
                           connect_timeout=connect_timeout, command_timeout=command_timeout)
 
     # ---- wait until ready ---------------------------------------------------------
-    def wait_ready(self, deadline: Deadline, silence: float) -> Connection:
+    def wait_ready(self, deadline: Deadline, silence: float,
+                   ssh_after_ready: float = 40.0) -> Connection:
         """Return a connected SSH connection, or raise BootVerdict."""
         last_output = time.monotonic()
         ready = False
+        ready_at = 0.0
         next_try = 0.0
         last_error: Exception | None = None
         while True:
@@ -182,8 +190,8 @@ class Guest:
             for line in new:
                 if m := CPU_MARK.search(line):
                     self.record.cpu_model = m.group(1)
-            if any(READY_MARK in line for line in new):
-                ready = True
+            if any(READY_MARK in line for line in new) and not ready:
+                ready, ready_at = True, time.monotonic()
             if ready and time.monotonic() >= next_try:
                 # One attempt at a time, spaced out: sshd limits unauthenticated
                 # connections, and a storm of them locks us out.
@@ -193,6 +201,11 @@ class Guest:
                 except ConnectError as e:  # sshd not answering yet
                     last_error = e
                     next_try = time.monotonic() + 0.5
+                    if time.monotonic() - ready_at > ssh_after_ready:
+                        raise BootVerdict("ssh-silent", f"the guest said its SSH server was "
+                                          f"ready {time.monotonic() - ready_at:.0f}s ago, but SSH "
+                                          f"never answered: {last_error}; {self._nic_state()}",
+                                          self.console.tail()) from None
                     if deadline.expired():
                         raise BootVerdict("ssh-timeout", f"SSH did not answer: {last_error}",
                                           self.console.tail()) from None
@@ -203,6 +216,15 @@ class Guest:
                 raise BootVerdict("silent-hang", f"no console output for {silence:g}s",
                                   self.console.tail())
             deadline.sleep(0.02)
+
+    def _nic_state(self) -> str:
+        """QEMU's view of the network, for the record when SSH stays silent."""
+        try:
+            return "QEMU info network: " + " | ".join(
+                str(self.qmp("human-monitor-command", timeout=3, **{"command-line": "info network"})
+                    ).split("\n"))
+        except Exception as e:
+            return f"(QMP info network failed: {e})"
 
     # ---- shutdown ---------------------------------------------------------------
     def _wait_exit(self, seconds: float) -> bool:

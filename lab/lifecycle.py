@@ -47,11 +47,12 @@ def up(lab: Lab, target: Target, *, name: str | None = None, smp: int | None = N
                              extra_cmdline, log=verbose)
         try:
             deadline = Deadline(timeout or target.timeouts.boot, f"boot of {target.name}")
-            conn = guest.wait_ready(deadline, target.timeouts.silence)
+            conn = guest.wait_ready(deadline, target.timeouts.silence,
+                                    target.timeouts.ssh_after_ready)
         except BootVerdict as e:
             guest.shutdown(hard_only=True)
-            if e.silent_exit and attempt < attempts:
-                verbose(f"QEMU exited silently during boot (attempt {attempt}); booting again")
+            if e.emulator_fault and attempt < attempts:
+                verbose(f"boot attempt {attempt} lost to the emulator ({e.verdict}); booting again")
                 continue
             raise
         except BaseException:

@@ -135,7 +135,7 @@ def fake_up(fake_qemu, monkeypatch, tmp_path):
         return real_launch(cls, *a, **kw)
     monkeypatch.setattr(Guest, "launch", classmethod(counting_launch))
     monkeypatch.setattr(Guest, "wait_ready",
-                        lambda self, d, s: _ready_without_ssh(self, d, s))
+                        lambda self, d, s, a=40.0: _ready_without_ssh(self, d, s))
     return lc, launches
 
 
@@ -178,3 +178,15 @@ def test_a_panic_is_never_retried(fake_up):
     with pytest.raises(BootVerdict):
         lc.up(lab, lab.target("alpha-es40"), extra_cmdline="fake=panic")
     assert len(launches) == 1
+
+
+def test_ssh_silent_after_ready_is_an_emulator_fault(fake_qemu):
+    # the fake says "sshd ready" but nothing listens on the forwarded port
+    g = launch(fake_qemu, "ready")
+    t0 = time.monotonic()
+    with pytest.raises(BootVerdict) as e:
+        g.wait_ready(Deadline(30), silence=20, ssh_after_ready=2.0)
+    g.shutdown(hard_only=True)
+    assert e.value.verdict == "ssh-silent" and e.value.emulator_fault
+    assert time.monotonic() - t0 < 15
+    assert "SSH never answered" in str(e.value) and "info network" in str(e.value)
