@@ -65,7 +65,7 @@ struct task {
 struct kthread {
 	struct task t;
 	char comm[32];
-	int ran, exited, left;
+	int ran, exited, left, pool;
 };
 
 struct cycle {
@@ -219,6 +219,11 @@ static int is_known(int pid, unsigned long long start)
 	return hit && hit->start == start;
 }
 
+static int is_pool_worker(const char *comm)
+{
+	return strncmp(comm, "kworker/", 8) == 0;
+}
+
 static int near_pid_wrap(void)
 {
 	return max_known_pid > pid_max - 4096;
@@ -280,9 +285,21 @@ static void full_scan(int procfd, const char *comm, int *named, int *zombies, in
 	qsort(known, nknown, sizeof(known[0]), task_cmp);
 }
 
-static int is_pool_worker(const char *comm)
+/*
+ * A new kthread is named by its creator only after kthreadd has made it: read
+ * in between, it is still called "kthreadd". Every later read of its stat
+ * refreshes the name, and a thread that turns out to be a workqueue pool
+ * worker is set aside.
+ */
+static void rename_from(struct kthread *k, const struct pstat *ps, struct cycle *c)
 {
-	return strncmp(comm, "kworker/", 8) == 0;
+	if (strcmp(k->comm, ps->comm) == 0)
+		return;
+	snprintf(k->comm, sizeof(k->comm), "%s", ps->comm);
+	if (!k->pool && is_pool_worker(ps->comm)) {
+		k->pool = 1;
+		c->npool++;
+	}
 }
 
 /*
@@ -365,10 +382,15 @@ static int all_ran(int procfd, struct cycle *c)
 	for (i = 0; i < c->nthreads; i++) {
 		struct kthread *k = &c->threads[i];
 
-		if (k->ran)
+		if (k->ran || k->pool)
 			continue;
-		if (!same_task(procfd, &k->t, &ps) || ps.state == 'Z')
+		if (!same_task(procfd, &k->t, &ps) || ps.state == 'Z') {
 			k->ran = k->exited = 1;
+			continue;
+		}
+		rename_from(k, &ps, c);
+		if (k->pool)
+			continue;
 		else if (ps.utime + ps.stime > 0 || waits_in_own_code(procfd, k->t.pid, ps.state) ||
 			 context_switches(procfd, k->t.pid) >= 2)
 			k->ran = 1;
@@ -383,7 +405,7 @@ static int named_threads(const struct cycle *c, const char *comm)
 	int i, n = 0;
 
 	for (i = 0; comm && i < c->nthreads; i++)
-		if (strcmp(c->threads[i].comm, comm) == 0)
+		if (!c->threads[i].pool && strcmp(c->threads[i].comm, comm) == 0)
 			n++;
 	return n;
 }
@@ -396,14 +418,26 @@ static int named_threads(const struct cycle *c, const char *comm)
 static int threads_left(int procfd, struct cycle *c)
 {
 	struct pstat ps;
-	int i, left = 0;
+	int i, tries, left = 0;
 
-	for (i = 0; i < c->nthreads; i++) {
-		struct kthread *k = &c->threads[i];
+	/* A thread that has just signalled the module's exit (kthread_complete_and_exit)
+	 * may need a moment to reach do_exit(): look three times, 2 ms apart. A thread
+	 * sleeping in module code stays. */
+	for (tries = 0; tries < 3; tries++) {
+		left = 0;
+		for (i = 0; i < c->nthreads; i++) {
+			struct kthread *k = &c->threads[i];
 
-		k->left = same_task(procfd, &k->t, &ps) && ps.state != 'Z' &&
-			  !(ps.flags & PF_EXITING);
-		left += k->left;
+			k->left = 0;
+			if (k->pool || !same_task(procfd, &k->t, &ps) || ps.state == 'Z')
+				continue;
+			rename_from(k, &ps, c);
+			k->left = !k->pool && !(ps.flags & PF_EXITING);
+			left += k->left;
+		}
+		if (!left)
+			break;
+		sleep_us(2000);
 	}
 	return left;
 }
@@ -648,11 +682,16 @@ static void print_cycle(const struct opts *o, const struct cycle *c, int ok)
 	       "\"unload_us\":%lld,\"check_us\":%lld", c->n, c->t_us, c->load_us, c->threads_us,
 	       c->unload_us, c->check_us);
 	if (!o->bare) {
+		int first = 1;
+
 		printf(",\"threads\":[");
 		for (i = 0; i < c->nthreads; i++) {
 			const struct kthread *k = &c->threads[i];
 
-			printf("%s{\"comm\":", i ? "," : "");
+			if (k->pool)
+				continue;
+			printf("%s{\"comm\":", first ? "" : ",");
+			first = 0;
 			json_str(stdout, k->comm);
 			printf(",\"pid\":%d,\"ran\":%d,\"exited\":%d,\"left\":%d}", k->t.pid, k->ran,
 			       k->exited, k->left);
@@ -833,7 +872,7 @@ int main(int argc, char **argv)
 			meminfo(&c.mem_avail_kb, &c.slab_kb);
 			drain_kmsg(kmsg, o.start_re ? &start_re : NULL, o.wake_re ? &wake_re : NULL, &c);
 			for (i = 0; i < c.nthreads; i++)
-				if (c.threads[i].left || !c.threads[i].ran)
+				if (!c.threads[i].pool && (c.threads[i].left || !c.threads[i].ran))
 					ok = 0;
 			if ((o.comm && (c.named_after || c.named < o.threads)) || c.module_listed ||
 			    c.zombies > 0 || c.ntrouble || c.refcnt > 0 ||
