@@ -203,6 +203,9 @@ def build_module(lab: Lab, target: Target, module_dir: Path | None = None,
         raise LabError(f"{module_dir / 'lab.yaml'} names module {spec.module!r}, but the build "
                        f"made {', '.join(names)}")
     pick = f"{spec.module}.ko" if spec.module else names[0]
-    spec = spec if spec.module else replace(spec, module=pick[:-3])
     ko = art.path / pick
+    # The name the kernel knows the module by: kbuild turns "-" into "_"
+    # (kobject-example.ko loads as kobject_example); .modinfo says it.
+    spec = spec if spec.module else replace(
+        spec, module=modinfo(ko).get("name") or pick[:-3].replace("-", "_"))
     return BuiltModule(ko, file_digest(ko), art.key, spec, man["release"]), bool(built)

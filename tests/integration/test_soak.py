@@ -198,3 +198,21 @@ def test_lab_down_during_a_soak_ends_it_as_infra_with_the_reason(lab, built, tmp
     res = run_soak(lab, lab.target("i386-up"), opts, on_record=stop_guest)
     assert res.verdict == "infra" and res.exit_code == 2, explain(res)
     assert "from outside" in res.summary["reason"], res.summary["reason"]
+
+
+def test_a_module_from_the_kernel_tree_passes_without_lab_yaml(lab, built, tmp_path):
+    # samples/kobject from the kernel source: written elsewhere, with a "-" in its file
+    # name that the kernel turns into "_" in the module's name.
+    import shutil
+
+    from lab.cache import Store
+    from lab.images.kernel import KernelSource
+    from lab.paths import cache_dir
+    src = KernelSource(lab.profiles["linux-6.1"]).artifact(Store(cache_dir())).path / "src"
+    mod = tmp_path / "kobject"
+    mod.mkdir()
+    shutil.copy(src / "samples" / "kobject" / "kobject-example.c", mod)
+    (mod / "Kbuild").write_text("obj-m += kobject-example.o\n")
+    res = soak(lab, "i386-up", tmp_path / "out", cycles=25, module_dir=mod)
+    assert res.verdict == "pass", explain(res)
+    assert res.summary["module"] == "kobject_example" and res.summary["cycles"] == 25
