@@ -209,6 +209,12 @@ def cmd_soak(args, ui) -> int:
         return 125
 
 
+def _one_stdout_format(args, ui) -> None:
+    if args.ktap and ui.json_mode:
+        from .errors import LabError
+        raise LabError("--ktap and --json both want stdout: choose one")
+
+
 def _ktap_line(line: str) -> None:
     print(line, flush=True)
 
@@ -219,9 +225,7 @@ def _soak_all(args, ui) -> int:
     from .integrations import ktap
     from .soak import run_soak
     base = _soak_options(args, keep=args.keep, keep_going=args.keep_going)
-    if args.ktap and ui.json_mode:
-        from .errors import LabError
-        raise LabError("--ktap and --json both want stdout: choose one")
+    _one_stdout_format(args, ui)
     lab = _lab()
     targets = [lab.with_kernel(lab.target(t), args.kernel)
                for t in (args.target or [lab.default_target])]
@@ -329,9 +333,7 @@ def cmd_matrix(args, ui) -> int:
                for t in (args.targets or sorted(lab.targets))]
     shard = parse_shard(args.shard)
     jobs = args.jobs or default_jobs()
-    if args.ktap and ui.json_mode:
-        from .errors import LabError
-        raise LabError("--ktap and --json both want stdout: choose one")
+    _one_stdout_format(args, ui)
     ended = _ktap_cells(args, targets, shard) if args.ktap else (lambda cell: None)
     with Progress(TextColumn("{task.description:24}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[state]}"), console=ui.err, disable=not ui.live) as bar:
