@@ -128,7 +128,11 @@ def check_blocked(rec: Mapping[str, Any]) -> Failure:
 
 # ---- soak-wide checks ------------------------------------------------------------------
 
-MIN_TREND_CYCLES = 20
+# Slab caches on a 4-CPU Alpha guest grow for about 50 cycles before they level off
+# (measured with the shipped module: 6416 kB at cycle 1, 6752 kB from cycle 49 on);
+# a 20-cycle soak of a module that leaks nothing showed 22 KiB/cycle in its second
+# half. So the trend is judged from 60 cycles on.
+MIN_TREND_CYCLES = 60
 
 
 def _slope(points: list[tuple[int, float]]) -> float:

@@ -49,7 +49,7 @@ def test_shipped_module_passes(lab, built, tmp_path, name):
     # two dwell cycles of 3.5 s: 5 threads x 2-3 periods each
     assert s["period_ms"]["samples"] >= 10
     assert abs(s["period_ms"]["mean"] - 1000) < 100
-    assert s["memory"]["samples"] == 25 and "MemAvailable_kb_per_cycle" in s["memory"]
+    assert s["memory"]["samples"] == 25 and "too few cycles" in s["memory"]["note"]
     for f in ("summary.json", "console.log", "junit.xml"):
         assert (tmp_path / f).is_file()
     assert json.loads((tmp_path / "summary.json").read_text())["verdict"] == "pass"

@@ -95,7 +95,7 @@ def cycles_with(avail, slab):
 
 
 def test_memory_leak_is_a_trend():
-    n = 40
+    n = 60
     leak = cycles_with([400000 - 16 * i for i in range(n)], [9000 + 16 * i for i in range(n)])
     info, failure = memory_trend(leak, T)
     assert failure is not None and failure.check == "mem-growth"
@@ -103,17 +103,17 @@ def test_memory_leak_is_a_trend():
 
 
 def test_memory_noise_and_one_off_steps_are_not_a_leak():
-    n = 30
+    n = 60
     # +-200 kB noise and one 2 MB page-cache refill in the middle: no trend.
     noisy = [400000 + (200 if i % 2 else -200) - (2000 if i == 15 else 0) for i in range(n)]
     info, failure = memory_trend(cycles_with(noisy, [9000] * n), T)
     assert failure is None, failure
     # a 1.7 MB sawtooth of free pages in per-CPU lists, as alpha-es40 shows with no leak
-    saw = [488000 + 70 * (i % 25) - (1700 if i % 25 > 12 else 0) for i in range(40)]
-    assert memory_trend(cycles_with(saw, [9000] * 40), T)[1] is None
-    # slab caches warming up in the first cycles, then flat
-    warm = [6400 + min(i, 12) * 24 for i in range(40)]
-    assert memory_trend(cycles_with([488000] * 40, warm), T)[1] is None
+    saw = [488000 + 70 * (i % 25) - (1700 if i % 25 > 12 else 0) for i in range(80)]
+    assert memory_trend(cycles_with(saw, [9000] * 80), T)[1] is None
+    # slab caches warming up for 50 cycles, as on alpha-es40, then flat
+    warm = [6400 + min(i, 49) * 7 for i in range(80)]
+    assert memory_trend(cycles_with([488000] * 80, warm), T)[1] is None
     # a small real but steady loss below the per-cycle limit is reported, not failed
     slow = cycles_with([400000 - 2 * i for i in range(n)], [9000] * n)
     info, failure = memory_trend(slow, T)
@@ -121,7 +121,7 @@ def test_memory_noise_and_one_off_steps_are_not_a_leak():
 
 
 def test_too_few_cycles_for_a_trend():
-    info, failure = memory_trend(cycles_with([400000 - 100 * i for i in range(19)], [9000] * 19), T)
+    info, failure = memory_trend(cycles_with([400000 - 100 * i for i in range(59)], [9000] * 59), T)
     assert failure is None and "too few" in info["note"]
 
 
