@@ -170,19 +170,40 @@ def test_zombie_made_during_the_soak_fails(lab, built, tmp_path):
     assert first["cycle"] >= 2
 
 
+def test_threads_are_found_after_the_pid_counter_wraps(lab, built, running, tmp_path):
+    """A long soak hands out more PIDs than pid_max (about 6500 cycles of five threads
+    at the default 32768); new threads then get PIDs from 300 up again, below tasks
+    that outlived the last wrap. With pid_max at 1024 the counter wraps about every
+    140 cycles."""
+    with running("alpha-ds20") as (guest, conn):
+        conn.run("echo 1024 > /proc/sys/kernel/pid_max")
+        res = soak(lab, "alpha-ds20", tmp_path, cycles=300)
+    assert res.verdict == "pass", explain(res)
+    cycles = [r for r in records(tmp_path) if r["type"] == "cycle"]
+    pids = [[t["pid"] for t in r["threads"]] for r in cycles]
+    wraps = sum(1 for a, b in zip(pids, pids[1:]) if a and b and min(b) < max(a))
+    assert wraps >= 2, pids
+    assert res.summary["kthreads"]["per_cycle"] == {"5": 300}
+
+
 def test_agent_killed_from_outside_is_infra_not_crash(lab, built, tmp_path):
     done = threading.Event()
+    agent = {}
 
     def kill_agent(rec, guest):
-        if rec.get("type") == "cycle" and rec["n"] == 3 and not done.is_set():
+        if rec.get("type") == "baseline":
+            agent["pid"] = rec["agent_pid"]
+        # a passed cycle 3: the agent is still running (after a failed one it has ended)
+        if rec.get("type") == "cycle" and rec["n"] == 3 and rec["ok"] and not done.is_set():
             done.set()
             with guest.connection().connect() as c:
-                c.run("kill -9 $(pidof soak-agent)", timeout=20)
+                c.run(["kill", "-9", str(agent["pid"])], timeout=20, check=False)
 
     opts = SoakOptions(out=tmp_path, accel="tcg", cycles=100000)
     res = run_soak(lab, lab.target("i386-up"), opts, on_record=kill_agent)
+    assert done.is_set(), explain(res)
     assert res.verdict == "infra" and res.exit_code == 2, explain(res)
-    assert "killed from outside" in res.summary["reason"]
+    assert "killed from outside" in res.summary["reason"], explain(res)
 
 
 def test_lab_down_during_a_soak_ends_it_as_infra_with_the_reason(lab, built, tmp_path):

@@ -84,7 +84,9 @@ struct cycle {
 
 /* Every task at the last full scan of /proc, sorted by PID. */
 static struct task known[MAX_TASKS], prev_known[MAX_TASKS];
-static int nknown, max_known_pid, pid_max = 32768;
+static int nknown, pid_max = 32768;
+/* The last PID handed out when the last full scan began (see last_pid()). */
+static int scan_cursor;
 
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -224,9 +226,30 @@ static int is_pool_worker(const char *comm)
 	return strncmp(comm, "kworker/", 8) == 0;
 }
 
-static int near_pid_wrap(void)
+/*
+ * The last PID the kernel handed out: the last field of /proc/loadavg. PIDs are
+ * handed out in rising order and wrap around past pid_max (to 300, below which
+ * only boot-time tasks live), so the PIDs given out since an earlier reading
+ * form one range on that circle. A long soak wraps it: 32768 PIDs are about
+ * 6500 cycles of a module that starts five threads.
+ */
+static int last_pid(void)
 {
-	return max_known_pid > pid_max - 4096;
+	char buf[128], *p;
+
+	if (slurp(AT_FDCWD, "/proc/loadavg", buf, sizeof(buf)) <= 0 || !(p = strrchr(buf, ' ')))
+		return -1;
+	return atoi(p + 1);
+}
+
+/* Whether PID was handed out after FROM, up to TO (both last_pid() readings). */
+static int pid_handed_out(int pid, int from, int to)
+{
+	if (from < 0 || to < 0)
+		return 1;	/* unknown: treat every task as possibly new */
+	if (from <= to)
+		return pid > from && pid <= to;
+	return pid > from || pid <= to;
 }
 
 /*
@@ -234,15 +257,15 @@ static int near_pid_wrap(void)
  * and count tasks named like the module's threads (lab.yaml). Kernel threads
  * seen before are not read again: they never turn into zombies (kthreadd
  * reaps them) and a guest runs few other tasks, so this reads a handful of
- * files instead of every task's (until PIDs near the wrap, when a PID could
- * have been reused).
+ * files instead of every task's. A PID handed out since the last full scan
+ * may belong to a new task even if a kthread had it then: such PIDs are read.
  */
 static void full_scan(int procfd, const char *comm, int *named, int *zombies, int *procs)
 {
 	DIR *d = fdopendir(dup(procfd));
 	struct dirent *e;
 	struct pstat ps;
-	int nprev = nknown, wrap = near_pid_wrap();
+	int nprev = nknown, from = scan_cursor, to = last_pid();
 
 	*zombies = *procs = 0;
 	if (named)
@@ -259,7 +282,8 @@ static void full_scan(int procfd, const char *comm, int *named, int *zombies, in
 		if (!isdigit((unsigned char)e->d_name[0]))
 			continue;
 		key.pid = pid = atoi(e->d_name);
-		seen = wrap ? NULL : bsearch(&key, prev_known, nprev, sizeof(key), task_cmp);
+		seen = pid_handed_out(pid, from, to) ? NULL :
+			bsearch(&key, prev_known, nprev, sizeof(key), task_cmp);
 		if (seen && seen->kthread) {
 			(*procs)++;
 			if (nknown < MAX_TASKS)
@@ -278,11 +302,10 @@ static void full_scan(int procfd, const char *comm, int *named, int *zombies, in
 			known[nknown].kthread = !!(ps.flags & PF_KTHREAD);
 			known[nknown++].start = ps.start;
 		}
-		if (pid > max_known_pid)
-			max_known_pid = pid;
 	}
 	closedir(d);
 	qsort(known, nknown, sizeof(known[0]), task_cmp);
+	scan_cursor = to;
 }
 
 /*
@@ -303,16 +326,15 @@ static void rename_from(struct kthread *k, const struct pstat *ps, struct cycle 
 }
 
 /*
- * Add kernel threads that did not exist at the last full scan. New tasks get
- * PIDs above every known one until the PID counter wraps; near pid_max every
- * task is read instead.
+ * Add kernel threads that did not exist at the last full scan: only PIDs handed
+ * out since then are read, wherever the PID counter wrapped.
  */
 static void discover(int procfd, struct cycle *c)
 {
 	DIR *d = fdopendir(dup(procfd));
 	struct dirent *e;
 	struct pstat ps;
-	int wrap = near_pid_wrap();
+	int to = last_pid();
 
 	if (!d)
 		return;
@@ -323,7 +345,7 @@ static void discover(int procfd, struct cycle *c)
 		if (!isdigit((unsigned char)e->d_name[0]))
 			continue;
 		pid = atoi(e->d_name);
-		if (pid <= max_known_pid && !wrap)
+		if (!pid_handed_out(pid, scan_cursor, to))
 			continue;
 		for (i = 0; i < c->nthreads; i++)
 			if (c->threads[i].t.pid == pid)
@@ -824,9 +846,9 @@ int main(int argc, char **argv)
 
 		meminfo(&avail, &slab);
 		printf("{\"type\":\"baseline\",\"zombies\":%d,\"procs\":%d,\"t_us\":%lld,\"kmsg\":%s,"
-		       "\"mem_avail_kb\":%ld,\"slab_kb\":%ld,\"pid_max\":%d}\n",
+		       "\"mem_avail_kb\":%ld,\"slab_kb\":%ld,\"pid_max\":%d,\"agent_pid\":%d}\n",
 		       base_zombies, base_procs, now_us(), kmsg >= 0 ? "true" : "false", avail, slab,
-		       pid_max);
+		       pid_max, (int)getpid());
 		fflush(stdout);
 	}
 
