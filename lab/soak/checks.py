@@ -86,8 +86,8 @@ def check_cycle(rec: Mapping[str, Any], t: Thresholds, expected_threads: int = 0
     if rec.get("module_listed") and not _unload_refused(rec):
         out.append(Failure(n, "module-listed", "the module is still listed after unload"))
     if rec.get("zombies", 0) > 0:
-        out.append(Failure(n, "zombies", f"{rec['zombies']} new zombie process(es) against the "
-                           "pre-soak baseline"))
+        out.append(Failure(n, "zombies", f"{rec['zombies']} zombie process(es) new since the "
+                           "soak began and unreaped for 2 s"))
     if expected_threads and "starts" in rec and rec["starts"] != expected_threads:
         out.append(Failure(n, "start-messages", f"{rec['starts']} start messages, expected "
                            f"{expected_threads}"))

@@ -90,7 +90,7 @@ class SoakSession:
     expect: Expectations = field(default_factory=Expectations)
     progress: Callable[[dict[str, Any], int], None] = lambda rec, fails: None
     on_record: Callable[[dict[str, Any], Any], None] = lambda rec, guest: None
-    hang_evidence: Callable[[Any, Path], list[str]] | None = None
+    hang_evidence: Callable[[Any, Path, int | None], Any] | None = None  # -> HangEvidence
     clock: Callable[[], float] = time.monotonic
     stop: Any = STOP
 
@@ -103,6 +103,7 @@ class SoakSession:
         self.reason = ""
         self.evidence: list[str] = []
         self.blocked: dict[int, Failure] = {}
+        self.agent_pid: int | None = None
         self.ended = False
         self.console_from = len(self.guest.console.lines)
 
@@ -130,7 +131,7 @@ class SoakSession:
                 self._agent_died(status)
             elif self.clock() - last_cycle > deadline:
                 n = self.cycles_done() + 1
-                self._hang(f"cycle {n} gave no record in {deadline:g}s")
+                self._hang(f"cycle {n} gave no record in {deadline:g}s", records_stopped=True)
             elif self.stop.is_set():
                 self.end(Verdict.INTERRUPTED, f"{stop_reason()} after {self.cycles_done()} cycle(s)")
         if self.verdict is None:
@@ -158,7 +159,9 @@ class SoakSession:
             self.failures.append(f)
         self.sink.write(rec)
         self.records.append(rec)
-        if kind == "end":
+        if kind == "baseline":
+            self.agent_pid = rec.get("agent_pid")
+        elif kind == "end":
             self.ended = True
         elif kind == "error":
             self.end(Verdict.INFRA, f"soak agent: {rec.get('err')}")
@@ -190,17 +193,27 @@ class SoakSession:
             return True
         return False
 
-    def _hang(self, reason: str) -> None:
-        """The one hang path: the blocked unload's stack if the agent sent one, the
-        kernel's task dumps and registers, the console after them."""
+    def _hang(self, reason: str, records_stopped: bool = False) -> None:
+        """The one hang path: the blocked unload's stack if the agent sent one, where
+        the agent is, the kernel's task dumps and registers, the console after them.
+        Records that stopped on their way to the host are the lab's trouble, not a hang."""
         evidence: list[str] = []
+        stalled = ""
         if self.blocked:
             evidence += list(self.blocked[max(self.blocked)].evidence)
         if self.hang_evidence is not None:
-            evidence += self.hang_evidence(self.guest, self.out)
+            found = self.hang_evidence(self.guest, self.out, self.agent_pid)
+            evidence += found.notes
+            if found.probe is not None and records_stopped and not self.blocked:
+                stalled = found.probe.output_stalled
+                if not found.probe.answered:
+                    reason += "; the guest answered no new SSH session either"
         self.guest.console.poll()
         evidence += self.guest.console.tail(80).splitlines()
-        self.end(Verdict.HANG, reason, evidence)
+        if stalled:
+            self.end(Verdict.INFRA, f"{reason}: {stalled}", evidence)
+        else:
+            self.end(Verdict.HANG, reason, evidence)
 
     def _kernel_blames_module(self) -> list[str]:
         time.sleep(0.5)

@@ -27,7 +27,8 @@ def test_alpha_target_runs_its_cpu_model(lab, built, running, name, model):
 @pytest.mark.parametrize("name", ["alpha-ds20", "alpha-pws500au"])
 def test_shipped_module_soaks_on_the_real_cpu_model(lab, built, tmp_path, name):
     res = run_soak(lab, lab.target(name), SoakOptions(out=tmp_path, accel="tcg", cycles=25))
-    assert res.verdict == "pass", (res.summary["reason"], res.summary["failures"][:2])
+    s = res.summary
+    assert res.verdict == "pass", (s["reason"], s["failures"][:2], s["evidence"][:60])
     assert res.summary["cpu_model"] == lab.target(name).cpu.upper()
     assert res.summary["palcode"] == "lab" and res.summary["palcode_key"]
 

@@ -186,6 +186,24 @@ def test_threads_are_found_after_the_pid_counter_wraps(lab, built, running, tmp_
     assert res.summary["kthreads"]["per_cycle"] == {"5": 300}
 
 
+def test_zombie_its_parent_reaps_within_the_grace_passes(lab, built, tmp_path):
+    """A user's SSH commands during a soak leave short-lived zombies (a parent
+    reaps its child when it gets to it): not the module's doing, not a failure."""
+    done = threading.Event()
+
+    def short_zombies(rec, guest):
+        if rec.get("type") == "cycle" and rec["n"] == 2 and not done.is_set():
+            done.set()
+            with guest.connection().connect() as c:
+                for _ in range(3):  # a zombie until its parent ends and init reaps it: 0.75 s
+                    c.run(["sh", "-c", "sleep 0.05 & exec sleep 0.8"], timeout=20)
+
+    opts = SoakOptions(out=tmp_path, accel="tcg", cycles=300)
+    res = run_soak(lab, lab.target("i386-up"), opts, on_record=short_zombies)
+    assert done.is_set()
+    assert res.verdict == "pass", explain(res)
+
+
 def test_agent_killed_from_outside_is_infra_not_crash(lab, built, tmp_path):
     done = threading.Event()
     agent = {}
@@ -204,6 +222,32 @@ def test_agent_killed_from_outside_is_infra_not_crash(lab, built, tmp_path):
     assert done.is_set(), explain(res)
     assert res.verdict == "infra" and res.exit_code == 2, explain(res)
     assert "killed from outside" in res.summary["reason"], explain(res)
+
+
+def test_records_stalled_between_guest_and_host_are_infra_not_a_hang(lab, built, tmp_path):
+    """The SSH server that carries the agent's records stops (SIGSTOP), as when the
+    guest's network stalls: the agent blocks writing, a new SSH session finds it
+    there, and the module is not blamed."""
+    done = threading.Event()
+    agent = {}
+
+    def stop_relay(rec, guest):
+        if rec.get("type") == "baseline":
+            agent["pid"] = rec["agent_pid"]
+        if rec.get("type") == "cycle" and rec["n"] == 3 and not done.is_set():
+            done.set()
+            with guest.connection().connect() as c:
+                stat = c.run(["cat", f"/proc/{agent['pid']}/stat"]).stdout
+                relay = stat[stat.rfind(")") + 2:].split()[1]
+                c.run(["kill", "-STOP", relay])
+
+    opts = SoakOptions(out=tmp_path, accel="tcg", cycles=100000,
+                       overrides={"cycle_deadline_s": 10})
+    res = run_soak(lab, lab.target("i386-up"), opts, on_record=stop_relay)
+    assert done.is_set(), explain(res)
+    assert res.verdict == "infra" and res.exit_code == 2, explain(res)
+    assert "waits to write its records (pipe_write)" in res.summary["reason"], explain(res)
+    assert res.summary["failures"] == []
 
 
 def test_lab_down_during_a_soak_ends_it_as_infra_with_the_reason(lab, built, tmp_path):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from lab.console import ConsoleLog, first_report
+from lab.soak.evidence import AgentProbe, HangEvidence
 from lab.soak.session import Expectations, SoakSession
 from lab.soak.thresholds import Thresholds
 from lab.verdict import Verdict
@@ -76,9 +77,11 @@ def session(tmp_path, console_text="", alive=True, **kw):
     guest = FakeGuest(console, alive)
     evidence_calls = []
 
-    def hang_evidence(g, out):
+    probe = kw.pop("probe", AgentProbe(True, "D", "kthread_stop"))
+
+    def hang_evidence(g, out, agent_pid):
         evidence_calls.append(out)
-        return ["sysrq w, t and l sent through the keyboard (QMP sendkey)"]
+        return HangEvidence(["sysrq w, t and l sent through the keyboard (QMP sendkey)"], probe)
     s = SoakSession(guest, T, tmp_path / "out", kw.pop("expect", Expectations()),
                     hang_evidence=hang_evidence, clock=Clock(), stop=kw.pop("stop", threading.Event()),
                     **kw)
@@ -221,3 +224,39 @@ def test_guest_shut_down_from_outside_is_infra_with_the_reason(tmp_path):
                 "[   40.1] reboot: Power down\n")
     assert s.run(Replay(lines, exit_status=-1, then_silent=False, on_poll=lab_down)) == Verdict.INFRA
     assert "shut down from outside" in s.reason and "3 cycle(s)" in s.reason
+
+
+def _silent_after_two_cycles():
+    pass_lines = recorded("pass-thread-mod")
+    return [pass_lines[0].replace('"type":"baseline"', '"type":"baseline","agent_pid":77'),
+            *[x for x in pass_lines if '"type":"cycle"' in x][:2]]
+
+
+def test_records_that_stop_on_the_way_are_infra_not_a_hang(tmp_path):
+    """The guest answers a new SSH session and the agent waits to write: the
+    stream stalled between guest and host, the module did nothing wrong."""
+    s, _, calls = session(tmp_path, probe=AgentProbe(True, "S", "pipe_write", ["found"]))
+    lines = _silent_after_two_cycles()
+    assert '"agent_pid":77' in lines[0]
+    assert s.run(Replay(lines, then_silent=True)) == Verdict.INFRA
+    assert s.agent_pid == 77
+    assert "gave no record" in s.reason and "waits to write its records" in s.reason
+    assert calls and "sysrq w, t and l" in " ".join(s.evidence)
+
+
+@pytest.mark.parametrize("probe, note", [
+    (AgentProbe(True, "D", "do_init_module"), ""),
+    (AgentProbe(True, "S", "my_module_wait"), ""),
+    (AgentProbe(False, lines=["a new SSH session to the guest failed: timed out"]),
+     "answered no new SSH session"),
+])
+def test_silent_agent_anywhere_else_is_a_hang(tmp_path, probe, note):
+    s, _, _ = session(tmp_path, probe=probe)
+    assert s.run(Replay(_silent_after_two_cycles(), then_silent=True)) == Verdict.HANG
+    assert "cycle 3 gave no record" in s.reason and note in s.reason
+
+
+def test_agent_gone_without_its_exit_status_is_infra():
+    assert "never said so" in AgentProbe(True, "").output_stalled
+    assert "never said so" in AgentProbe(True, "Z").output_stalled  # its relay never reaped it
+    assert AgentProbe(False).output_stalled == ""

@@ -88,6 +88,22 @@ static int nknown, pid_max = 32768;
 /* The last PID handed out when the last full scan began (see last_pid()). */
 static int scan_cursor;
 
+/*
+ * Zombies at the last full scan. A child its parent reaps within ZOMBIE_GRACE_US
+ * is an ordinary exit (an SSH session ending while the soak runs, say); one left
+ * unreaped that long is what the zombie check is about.
+ */
+#define MAX_ZOMBIES 256
+#define ZOMBIE_GRACE_US 2000000LL
+struct zombie {
+	struct task t;
+	long long since_us;	/* first seen as a zombie */
+	int before_soak;	/* already there at the baseline */
+};
+static struct zombie zombie[MAX_ZOMBIES], prev_zombie[MAX_ZOMBIES];
+static int nzombie;
+static long long young_zombie_since;	/* the newest new zombie still within its grace, or 0 */
+
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static long long now_us(void)
@@ -260,18 +276,52 @@ static int pid_handed_out(int pid, int from, int to)
  * files instead of every task's. A PID handed out since the last full scan
  * may belong to a new task even if a kthread had it then: such PIDs are read.
  */
-static void full_scan(int procfd, const char *comm, int *named, int *zombies, int *procs)
+/*
+ * Note a zombie seen by this scan; returns 1 if it came after the baseline and
+ * has stayed unreaped past the grace.
+ */
+static int lasting_zombie(int pid, unsigned long long start, int nprev, int baseline,
+			  long long now)
+{
+	struct zombie *z;
+	int i;
+
+	if (nzombie >= MAX_ZOMBIES)
+		return !baseline;
+	z = &zombie[nzombie++];
+	*z = (struct zombie){ .t = { .pid = pid, .start = start }, .since_us = now,
+			      .before_soak = baseline };
+	for (i = 0; i < nprev; i++)
+		if (prev_zombie[i].t.pid == pid && prev_zombie[i].t.start == start) {
+			z->since_us = prev_zombie[i].since_us;
+			z->before_soak = prev_zombie[i].before_soak;
+		}
+	if (z->before_soak)
+		return 0;
+	if (now - z->since_us >= ZOMBIE_GRACE_US)
+		return 1;
+	if (z->since_us > young_zombie_since)
+		young_zombie_since = z->since_us;
+	return 0;
+}
+
+/* ZOMBIES counts the new zombies that stayed (all of them at the BASELINE scan). */
+static void full_scan(int procfd, const char *comm, int *named, int *zombies, int *procs,
+		      int baseline)
 {
 	DIR *d = fdopendir(dup(procfd));
 	struct dirent *e;
 	struct pstat ps;
-	int nprev = nknown, from = scan_cursor, to = last_pid();
+	int nprev = nknown, from = scan_cursor, to = last_pid(), nprev_zombie = nzombie;
+	long long now = now_us();
 
 	*zombies = *procs = 0;
 	if (named)
 		*named = 0;
 	memcpy(prev_known, known, nprev * sizeof(known[0]));
-	nknown = 0;
+	memcpy(prev_zombie, zombie, nprev_zombie * sizeof(zombie[0]));
+	nknown = nzombie = 0;
+	young_zombie_since = 0;
 	if (!d)
 		return;
 	rewinddir(d);
@@ -293,7 +343,8 @@ static void full_scan(int procfd, const char *comm, int *named, int *zombies, in
 		if (read_stat(procfd, pid, &ps) < 0)
 			continue;
 		(*procs)++;
-		if (ps.state == 'Z')
+		if (ps.state == 'Z' && (lasting_zombie(pid, ps.start, nprev_zombie, baseline, now) ||
+					baseline))
 			(*zombies)++;
 		if (named && comm && strcmp(ps.comm, comm) == 0)
 			(*named)++;
@@ -838,7 +889,7 @@ int main(int argc, char **argv)
 		kmsg = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
 		if (kmsg >= 0)
 			lseek(kmsg, 0, SEEK_END);
-		full_scan(procfd, NULL, NULL, &base_zombies, &base_procs);
+		full_scan(procfd, NULL, NULL, &base_zombies, &base_procs, 1);
 		start_watchdog(o.unload_limit_ms, o.name);
 	}
 	{
@@ -888,8 +939,12 @@ int main(int argc, char **argv)
 			long long t_check = now_us();
 
 			threads_left(procfd, &c);
-			full_scan(procfd, o.comm, &c.named_after, &c.zombies, &c.procs);
-			c.zombies -= base_zombies;
+			full_scan(procfd, o.comm, &c.named_after, &c.zombies, &c.procs, 0);
+			if (n == o.cycles && young_zombie_since) {
+				/* the last cycle: see whether its new zombies get reaped */
+				sleep_us(young_zombie_since + ZOMBIE_GRACE_US - now_us() + 1000);
+				full_scan(procfd, o.comm, &c.named_after, &c.zombies, &c.procs, 0);
+			}
 			c.module_listed = module_line(o.name, line, sizeof(line));
 			meminfo(&c.mem_avail_kb, &c.slab_kb);
 			drain_kmsg(kmsg, o.start_re ? &start_re : NULL, o.wake_re ? &wake_re : NULL, &c);
