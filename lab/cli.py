@@ -67,12 +67,27 @@ def _lab():
     return load_lab()
 
 
+def kernel_options(p: argparse.ArgumentParser, what: str = "the target's") -> None:
+    """--kernel, --config and --config-fragment: one set for every command that boots or builds."""
+    p.add_argument("--kernel", metavar="PROFILE", help=f"kernel profile instead of {what} "
+                   "(the debug kernel is a variant: --config-fragment debug)")
+    p.add_argument("--config", action="append", default=[], metavar="CONFIG_X=y",
+                   help="kernel config line for a variant kernel (repeatable)")
+    p.add_argument("--config-fragment", action="append", default=[], metavar="FILE|NAME",
+                   help="config fragment file, or a shipped one by name (debug); repeatable")
+
+
+def variant_of(lab, target, args):
+    from .images.variant import variant
+    return variant(lab, target, args.kernel, args.config, args.config_fragment)
+
+
 # ---- images ---------------------------------------------------------------------
 def cmd_images_build(args, ui: UI) -> int:
     from .build import build_targets
     lab = _lab()
     names = list(lab.targets) if args.all or not args.targets else args.targets
-    targets = [lab.with_kernel(lab.target(n), args.kernel) for n in names]
+    targets = [variant_of(lab, lab.target(n), args) for n in names]
     with ui.status("planning") as status:
         def on_step(step, i, n):
             status(f"[{i + 1}/{n}] {step.kind} {step.name}")
@@ -107,6 +122,40 @@ def cmd_images_list(args, ui: UI) -> int:
     return 0
 
 
+def cmd_images_show(args, ui: UI) -> int:
+    """The effective kernel .config of a target (with --kernel/--config/--config-fragment)."""
+    from .cache import Store
+    from .images import kernel_step
+    from .images.kernel import parse_config
+    from .paths import cache_dir, project_root
+    lab = _lab()
+    target = variant_of(lab, lab.target(args.target or lab.default_target), args)
+    step = kernel_step(lab, target)
+    art = step.artifact(Store(cache_dir()))
+    config = art.path / "build" / ".config"
+    info = {"target": target.name, "kernel": step.name, "key": art.key, "built": art.exists(),
+            "fragments": [str(project_root() / f) for f in step.spec.fragments],
+            "config_path": str(config)}
+    if not art.exists():
+        flags = shlex.join([*_kernel_flags(args)])
+        raise LabError(f"kernel {step.name} ({art.key}) for {target.name} is not built: run "
+                       f"`lab images build {target.name}{' ' + flags if flags else ''}`")
+    text = config.read_text()
+    if ui.json_mode:
+        ui.emit_json({**info, "config": parse_config(text)})
+        return 0
+    ui.note(f"{target.name}: kernel {step.name}, key {art.key}\n"
+            f"fragments: {', '.join(info['fragments'])}\n{config}:")
+    sys.stdout.write(text)
+    return 0
+
+
+def _kernel_flags(args) -> list[str]:
+    flags = ["--kernel", args.kernel] if args.kernel else []
+    flags += [x for c in args.config for x in ("--config", c)]
+    return flags + [x for f in args.config_fragment for x in ("--config-fragment", f)]
+
+
 # ---- guests ------------------------------------------------------------------------
 def _reach(rec) -> dict:
     from .keys import client_key_path
@@ -119,7 +168,7 @@ def _reach(rec) -> dict:
 def cmd_up(args, ui: UI) -> int:
     from .lifecycle import up
     lab = _lab()
-    target = lab.with_kernel(lab.target(args.target or lab.default_target), args.kernel)
+    target = variant_of(lab, lab.target(args.target or lab.default_target), args)
     t0 = time.monotonic()
     with ui.status(f"starting {target.name}") as status:
         guest, conn = up(lab, target, name=args.name, smp=args.smp, memory=args.memory,
@@ -260,8 +309,11 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("targets", nargs="*", metavar="TARGET")
     b.add_argument("--all", action="store_true", help="every target (the default)")
     b.add_argument("-j", "--jobs", type=int, default=None, help="parallel make jobs (default: cores)")
-    b.add_argument("--kernel", metavar="PROFILE", help="kernel profile instead of the targets'")
+    kernel_options(b, "the targets'")
     add("list", cmd_images_list, "list built artifacts", parent=isub)
+    sh = add("show", cmd_images_show, "print a target's effective kernel .config", parent=isub)
+    sh.add_argument("target", nargs="?", help="target name (default: alpha-es40)")
+    kernel_options(sh)
 
     u = add("up", cmd_up, "boot a guest and wait until SSH answers")
     u.add_argument("target", nargs="?", help="target name (default: alpha-es40)")
@@ -270,7 +322,7 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--memory", type=int, help="override the target's memory (MiB)")
     u.add_argument("--accel", choices=("auto", "tcg", "kvm"), default="auto")
     u.add_argument("--timeout", type=float, help="seconds to SSH-ready (default: target's boot timeout)")
-    u.add_argument("--kernel", metavar="PROFILE", help="kernel profile instead of the target's")
+    kernel_options(u)
 
     d = add("down", cmd_down, "shut a guest down (soft, then hard)")
     d.add_argument("name", nargs="?")

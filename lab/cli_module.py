@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from .cli import kernel_options, variant_of
+
 
 def _lab():
     from .config import load_lab
@@ -77,8 +79,7 @@ def register(sub, add) -> None:
     s.add_argument("--keep-going", action="store_true", help="continue after a failed cycle")
     s.add_argument("--out", type=Path, default=Path("results"), help="results directory")
     s.add_argument("--accel", choices=("auto", "tcg", "kvm"), default="auto")
-    s.add_argument("--kernel", metavar="PROFILE",
-                   help="kernel profile instead of the target's (e.g. linux-6.1-debug: kmemleak)")
+    kernel_options(s)
     s.add_argument("--ktap", action="store_true", help="stream KTAP v1 to stdout (one subtest per cycle)")
     s.add_argument("--bisect-exit-codes", action="store_true",
                    help="exit as `git bisect run` wants: 0 pass, 1 fail/crash/hang, 125 infra "
@@ -106,7 +107,7 @@ def register(sub, add) -> None:
     mx.add_argument("--dwell-every", type=int, default=0, metavar="K")
     mx.add_argument("--dwell", type=float, default=0.0, metavar="S")
     mx.add_argument("--accel", choices=("auto", "tcg", "kvm"), default="auto")
-    mx.add_argument("--kernel", metavar="PROFILE", help="kernel profile instead of the targets'")
+    kernel_options(mx, "the targets'")
     mx.add_argument("--ktap", action="store_true", help="KTAP v1 on stdout, a block per cell as it ends")
     _thresholds(mx)
 
@@ -227,8 +228,7 @@ def _soak_all(args, ui) -> int:
     base = _soak_options(args, keep=args.keep, keep_going=args.keep_going)
     _one_stdout_format(args, ui)
     lab = _lab()
-    targets = [lab.with_kernel(lab.target(t), args.kernel)
-               for t in (args.target or [lab.default_target])]
+    targets = [variant_of(lab, lab.target(t), args) for t in (args.target or [lab.default_target])]
     if args.ktap:
         ktap.header(len(targets), _ktap_line)
     results = []
@@ -329,8 +329,7 @@ def cmd_matrix(args, ui) -> int:
     from .report import write_report
     base = _soak_options(args)
     lab = _lab()
-    targets = [lab.with_kernel(lab.target(t), args.kernel)
-               for t in (args.targets or sorted(lab.targets))]
+    targets = [variant_of(lab, lab.target(t), args) for t in (args.targets or sorted(lab.targets))]
     shard = parse_shard(args.shard)
     jobs = args.jobs or default_jobs()
     _one_stdout_format(args, ui)

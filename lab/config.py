@@ -83,6 +83,9 @@ class Target:
     # Alpha firmware: "qemu" (QEMU's own palcode-clipper, EV67 only) or "lab"
     # (built here from Debian's qemu source, runs on EV56, PCA56, EV6 and EV67).
     palcode: str = "qemu"
+    # Kernel config fragments merged after the profile's (--config, --config-fragment):
+    # a variant kernel with its own cache key. Paths, project-relative or absolute.
+    config: tuple[str, ...] = ()
     path: str = ""
 
     @property

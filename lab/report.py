@@ -301,7 +301,7 @@ def soak_facts(s: Mapping[str, Any]) -> list[str]:
         lines.append(f"kmemleak: {km['attributed']} object(s) from this module, "
                      f"{km['objects']} in all")
     elif km and not km.get("available"):
-        lines.append("kmemleak: not in this kernel (i386: --kernel linux-6.1-debug)")
+        lines.append("kmemleak: not in this kernel (i386: --config-fragment debug)")
     return lines
 
 

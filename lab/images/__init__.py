@@ -15,6 +15,9 @@ from .steps import Step
 
 
 def kernel_step(lab: Lab, target: Target) -> KernelBuild:
+    from .variant import VariantKernelBuild
+    if target.config:
+        return VariantKernelBuild(lab.profile_of(target), target.arch, target.config)
     return KernelBuild(lab.profile_of(target), target.arch)
 
 

@@ -46,7 +46,8 @@ def soak_objects(summary: Mapping[str, Any], cell_dir: Path) -> dict[str, list[d
                 "comment": f"Linux {s.get('kernel_release', '?')} ({profile} kernel profile)",
                 "valid": True}
     build = {"id": build_id, "checkout_id": checkout_id, "origin": ORIGIN,
-             "architecture": s.get("arch", ""), "config_name": profile, "status": "PASS",
+             "architecture": s.get("arch", ""), "config_name": s.get("kernel", profile),
+             "status": "PASS",
              "comment": f"kernel image {s.get('kernel_key', '?')} for {s.get('arch')}",
              "misc": {"kernel_key": s.get("kernel_key"), "rootfs_key": s.get("rootfs_key")}}
     environment = {"comment": f"QEMU {s['target']}: -cpu {s.get('cpu')} x{s.get('smp', 1)}, "

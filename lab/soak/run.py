@@ -22,6 +22,7 @@ from ..config import Lab, Target, timeout_factor
 from ..deploy import module_remote_path, put_file
 from ..errors import LabError
 from ..guest import Guest
+from ..images import kernel_step
 from ..interrupt import reason as stop_reason
 from ..junit import write_junit
 from ..lifecycle import up
@@ -151,6 +152,11 @@ def _guest_for(lab: Lab, target: Target, opts: SoakOptions, status) -> tuple[Gue
     if rec is not None and rec.target != target.name:
         raise LabError(f"guest {name} runs target {rec.target}, not {target.name}")
     if rec is not None and Guest(rec).running():
+        want = kernel_step(lab, target).key
+        if rec.kernel_key != want:
+            raise LabError(f"guest {name} runs kernel {rec.kernel_key}, but this soak's kernel "
+                           f"(--kernel/--config) is {want}: `lab down {name}` first, or soak "
+                           "without those options")
         guest = Guest(rec, target)
         return guest, guest.connection().connect(), False
     if rec is not None:
@@ -177,6 +183,8 @@ def run_soak(lab: Lab, target: Target, opts: SoakOptions,
     params = parse_params(opts.params)
     info: dict[str, Any] = {"target": target.name, "arch": target.arch, "smp": target.smp,
                             "cpu": target.cpu, "kernel_profile": target.kernel,
+                            "kernel": kernel_step(lab, target).name,
+                            "kernel_fragments": list(target.config),
                             "requested_cycles": opts.cycles, "params": opts.params,
                             "lab_version": __version__, "timeout_factor": timeout_factor(),
                             "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}

@@ -14,6 +14,25 @@ from lab.config import load_lab
 pytestmark = pytest.mark.integration
 
 
+# The debug kernel the tests use: the shipped `debug` fragment (lockdep, kmemleak,
+# DEBUG_OBJECTS on i386) plus a --config line that shows in `uname -r`.
+DEBUG_FRAGMENTS = ("debug",)
+DEBUG_CONFIG = ('CONFIG_LOCALVERSION="-lab-test"',)
+
+
+@pytest.fixture(scope="session")
+def debug_variant(lab):
+    """debug_variant(target_name) -> that target on the tests' debug kernel;
+    debug_variant.cli: the same kernel as command-line options."""
+    from lab.images.variant import variant
+
+    def on_debug_kernel(name):
+        return variant(lab, lab.target(name), None, DEBUG_CONFIG, DEBUG_FRAGMENTS)
+    on_debug_kernel.cli = [*(x for f in DEBUG_FRAGMENTS for x in ("--config-fragment", f)),
+                           *(x for c in DEBUG_CONFIG for x in ("--config", c))]
+    return on_debug_kernel
+
+
 @pytest.fixture(scope="session")
 def lab():
     return load_lab()

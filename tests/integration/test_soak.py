@@ -18,9 +18,9 @@ FAULTY, GOOD = TESTS / "faulty", TESTS / "good"
 BOTH = ["i386-up", "alpha-es40"]
 
 
-def soak(lab, name, out, kernel=None, **kw):
+def soak(lab, name, out, target=None, **kw):
     opts = SoakOptions(out=out, accel="tcg", **kw)
-    return run_soak(lab, lab.with_kernel(lab.target(name), kernel), opts)
+    return run_soak(lab, target or lab.target(name), opts)
 
 
 def records(out):
@@ -96,18 +96,18 @@ def test_leak_per_load_is_caught_by_the_memory_trend(lab, built, tmp_path, name)
     assert res.summary["memory"]["Slab_kb_per_cycle"] > 16
 
 
-def test_kmemleak_names_the_leak_on_the_debug_kernel(lab, built, tmp_path):
-    res = soak(lab, "i386-up", tmp_path, kernel="linux-6.1-debug", cycles=12,
+def test_kmemleak_names_the_leak_on_the_debug_kernel(lab, built, debug_variant, tmp_path):
+    res = soak(lab, "i386-up", tmp_path, debug_variant("i386-up"), cycles=12,
                module_dir=FAULTY / "leak")
     assert res.verdict == "fail", explain(res)
     assert "kmemleak" in res.summary["checks_failed"]
     km = res.summary["kmemleak"]
     assert km["available"] and km["attributed"] >= 64 * 12 * 0.9, km
-    assert res.summary["kernel_profile"] == "linux-6.1-debug"
+    assert res.summary["kernel"] == "linux-6.1-i386+debug+cmdline"
 
 
-def test_well_behaved_module_has_no_kmemleak_finding(lab, built, tmp_path):
-    res = soak(lab, "i386-up", tmp_path, kernel="linux-6.1-debug", cycles=12,
+def test_well_behaved_module_has_no_kmemleak_finding(lab, built, debug_variant, tmp_path):
+    res = soak(lab, "i386-up", tmp_path, debug_variant("i386-up"), cycles=12,
                module_dir=GOOD / "workqueue")
     assert res.verdict == "pass", explain(res)
     assert res.summary["kmemleak"]["available"] and res.summary["kmemleak"]["attributed"] == 0

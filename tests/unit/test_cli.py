@@ -47,7 +47,8 @@ import pytest  # noqa: E402
     (["soak", "--dwell-every", "10"], "--dwell-every"),
     (["soak", "--max-unload-ms", "0"], "--max-unload-ms"),
     (["matrix", "--cycles", "0"], "--cycles 0"),
-    (["soak", "--target", "alpha-es40", "--kernel", "linux-6.1-debug"], "does not build for alpha"),
+    (["soak", "--config", "CONFIG_DEBUG_LIST"], "expected CONFIG_NAME=VALUE"),
+    (["up", "i386-up", "--config-fragment", "nosuch"], "not a shipped fragment"),
     (["up", "i386-up", "--kernel", "linux-9"], "not a kernel profile"),
 ])
 def test_bad_input_is_one_line_and_exit_2_before_anything_runs(lab_dirs, capsys, monkeypatch,
