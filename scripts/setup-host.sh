@@ -21,6 +21,9 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 xargs -a "$here/images/host-packages.txt" apt-get install -y -qq --no-install-recommends
+# Node.js and npm run scripts/gitlab-local.sh; a machine that has them (say from
+# NodeSource, whose nodejs conflicts with Debian's npm) keeps its own.
+command -v npm >/dev/null || apt-get install -y -qq --no-install-recommends nodejs npm
 
 python3 -m venv "$venv"
 "$venv/bin/pip" install -q --upgrade pip
