@@ -8,12 +8,14 @@ target's limit is a "silent hang" verdict.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shlex
 import signal
 import socket
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from .config import Target
@@ -25,9 +27,13 @@ from .interrupt import check as check_interrupt
 from .keys import ensure_client_key
 from .runner import require
 from .ssh import ConnectError, Connection, known_hosts_line
-from .state import GuestRecord, guest_dir, pid_is_qemu
+from .paths import run_dir
+from .state import GuestRecord, guest_dir, load, pid_is_qemu, remove
 
 BASE_CMDLINE = "console=ttyS0 rdinit=/sbin/init panic=-1"
+# Seconds a starting QEMU gets to bind its SSH forwarding port (it does so before
+# the guest runs; a busy host can delay it).
+PORT_WAIT = 10.0
 
 
 class BootVerdict(GuestError):
@@ -56,6 +62,39 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def listening_pid_owns(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds the socket listening on 127.0.0.1:``port`` (from
+    /proc/net/tcp and its file descriptors). Connecting would not tell: another
+    process that took the port first would answer too."""
+    want = f"0100007F:{port:04X}"
+    inodes = set()
+    try:
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                cols = line.split()
+                if cols[1] == want and cols[3] == "0A":      # LISTEN
+                    inodes.add(f"socket:[{cols[9]}]")
+        if not inodes:
+            return False
+        fds = Path(f"/proc/{pid}/fd")
+        return any(os.readlink(fd) in inodes for fd in fds.iterdir())
+    except OSError:
+        return False
+
+
+@contextmanager
+def name_claim(name: str):
+    """Hold the guest name while a launch checks and records it: two `lab up` of one
+    name at once see each other instead of both booting."""
+    run_dir().mkdir(parents=True, exist_ok=True)
+    with open(run_dir() / f".{name}.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def qemu_command(target: Target, images: GuestImages, run: Path, port: int, accel: str,
@@ -98,13 +137,24 @@ class Guest:
                log=lambda msg: None, attempts: int = 3) -> "Guest":
         """Start QEMU in the background (its own session: it outlives this process)."""
         require(target.spec.qemu, target.spec.qemu_package)
-        run = guest_dir(name)
-        if (run / "record.json").exists():
-            raise LabError(f"a guest named {name!r} is already recorded; `lab down {name}` "
-                           "first, or pick another --name")
         smp, memory = smp or target.smp, memory or target.memory
         if smp > target.spec.max_smp:
             raise LabError(f"--smp {smp}: {target.machine} allows at most {target.spec.max_smp}")
+        with name_claim(name):
+            old = load(name)
+            if old is not None and cls(old).running():
+                raise LabError(f"a guest named {name!r} is already running (target {old.target}, "
+                               f"SSH port {old.ssh_port}); `lab down {name}` first, or pick "
+                               "another --name")
+            if old is not None:  # QEMU is gone: a stale record
+                remove(name)
+            return cls._start(target, images, name, accel, smp, memory, extra_cmdline, log,
+                              attempts)
+
+    @classmethod
+    def _start(cls, target: Target, images: GuestImages, name: str, accel: str, smp: int,
+               memory: int, extra_cmdline: str, log, attempts: int) -> "Guest":
+        run = guest_dir(name)
         last_err = ""
         for _ in range(attempts):
             run.mkdir(parents=True, exist_ok=True)
@@ -125,8 +175,12 @@ class Guest:
             rec.known_hosts.write_text(known_hosts_line(port, images.host_key) + "\n")
             guest = cls(rec, target)
             guest.proc = proc
-            # A taken port shows at once: QEMU refuses the forwarding rule and exits.
-            time.sleep(0.05)
+            # Another process may take the port between free_port() and QEMU's bind:
+            # then QEMU refuses the forwarding rule and exits. Wait until QEMU holds it.
+            deadline = time.monotonic() + PORT_WAIT
+            while proc.poll() is None and not listening_pid_owns(proc.pid, port) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.02)
             if proc.poll() is not None and "host forwarding" in guest.stderr():
                 last_err = guest.stderr()
                 guest.cleanup()

@@ -94,6 +94,8 @@ def all_records() -> list[GuestRecord]:
         return []
     out = []
     for d in sorted(root.iterdir()):
+        if not d.is_dir():  # name locks (.NAME.lock) live beside the guests' directories
+            continue
         rec = load(d.name)
         if rec:
             out.append(rec)

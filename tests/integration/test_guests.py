@@ -60,3 +60,42 @@ def test_host_key_mismatch_is_refused(lab, built, running):
         key, _ = ensure_client_key()
         with pytest.raises(SSHError, match="host key mismatch"):
             Connection(guest.record.ssh_port, key, alpha_key).connect()
+
+
+def test_two_lab_up_of_one_name_at_once_boot_one_guest(built):
+    """Two users (or CI jobs) start the same guest name at the same moment."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    argv = [str(Path(sys.executable).parent / "lab"), "up", "i386-up", "--name", "clash", "--accel", "tcg"]
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [(p.wait(timeout=300), *p.communicate()) for p in procs]
+    try:
+        assert sorted(rc for rc, _, _ in outs) == [0, 2], outs
+        loser = next(err for rc, _, err in outs if rc == 2)
+        assert "already running" in loser, loser
+        assert [r.name for r in all_records()] == ["clash"]
+    finally:
+        if load("clash"):
+            down("clash", soft_timeout=10)
+
+
+def test_port_taken_between_choice_and_bind_boots_on_another(lab, built, monkeypatch):
+    import socket
+    import lab.guest as guest_mod
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    ports = iter([taken])
+    real = guest_mod.free_port
+    monkeypatch.setattr(guest_mod, "free_port", lambda: next(ports, None) or real())
+    guest, conn = up(lab, lab.target("i386-up"), accel="tcg")
+    try:
+        assert guest.record.ssh_port != taken
+        assert conn.run(["true"]).exit_code == 0
+    finally:
+        conn.close()
+        guest.shutdown(soft_timeout=10)
+        squatter.close()

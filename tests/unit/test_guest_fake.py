@@ -1,6 +1,9 @@
 """The guest lifecycle against a fake QEMU (tests/fakes): verdicts and cleanup, in seconds."""
 
 import os
+import signal
+import socket
+import threading
 import time
 from pathlib import Path
 
@@ -101,10 +104,66 @@ def test_down_after_qemu_was_killed_cleans_up(fake_qemu):
 def test_a_guest_name_is_taken_once(fake_qemu):
     g = launch(fake_qemu, "ready")
     try:
-        with pytest.raises(Exception, match="already recorded"):
+        with pytest.raises(Exception, match="already running"):
             launch(fake_qemu, "ready")
     finally:
         g.shutdown(hard_only=True)
+
+
+def test_two_launches_of_one_name_at_once_start_one_guest(fake_qemu):
+    results = []
+
+    def start():
+        try:
+            results.append(launch(fake_qemu, "ready"))
+        except Exception as e:
+            results.append(e)
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    guests = [r for r in results if isinstance(r, Guest)]
+    errors = [str(r) for r in results if not isinstance(r, Guest)]
+    try:
+        assert len(guests) == 1, results
+        assert len(errors) == 1 and "already running" in errors[0]
+    finally:
+        for g in guests:
+            g.shutdown(hard_only=True)
+
+
+def test_stale_record_of_a_dead_guest_does_not_block_the_name(fake_qemu):
+    g = launch(fake_qemu, "ready")
+    os.kill(g.record.pid, signal.SIGKILL)
+    g.proc.wait(5)
+    stale = load("g1")
+    assert stale is not None and not Guest(stale).running()
+    again = launch(fake_qemu, "ready")
+    try:
+        assert again.record.pid != stale.pid and again.running()
+    finally:
+        again.shutdown(hard_only=True)
+
+
+def test_port_taken_before_qemu_binds_it_is_retried_on_another(fake_qemu, monkeypatch):
+    """The race free_port() leaves open: another process binds the port first."""
+    import lab.guest as guest_mod
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    ports = iter([taken])
+    real = guest_mod.free_port
+    monkeypatch.setattr(guest_mod, "free_port", lambda: next(ports, None) or real())
+    g = launch(fake_qemu, "ready")
+    try:
+        assert g.record.ssh_port != taken and g.running()
+        assert guest_mod.listening_pid_owns(g.record.pid, g.record.ssh_port)
+        assert not guest_mod.listening_pid_owns(g.record.pid, taken)
+    finally:
+        g.shutdown(hard_only=True)
+        squatter.close()
 
 
 def test_silent_qemu_exit_is_told_apart_from_a_panic(fake_qemu):
