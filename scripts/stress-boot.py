@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Boot a target again and again on a busy host, and keep what went wrong.
+
+Each boot is `lab up` to an answered SSH command, optionally a short soak, then
+`lab down`. The boot retry lab normally allows for emulator faults is turned
+off here, so every fault shows: a run reports how many boots `lab up` would
+have retried (QEMU exiting silently, SSH silent after the guest said ready) and
+how many failed outright. The console, QEMU's stderr and the verdict of each bad
+boot are saved under --out.
+
+    scripts/stress-boot.py TARGET [--boots N] [--busy K] [--soak-cycles C] [--out DIR] [--json]
+
+--busy K runs K busy loops (default: one per host core) for the whole run.
+"""
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from lab.config import load_lab  # noqa: E402
+from lab.guest import BootVerdict  # noqa: E402
+from lab.lifecycle import ensure_images, up  # noqa: E402
+from lab.soak import SoakOptions, run_soak  # noqa: E402
+
+
+def busy_loops(k: int) -> list[subprocess.Popen]:
+    return [subprocess.Popen(["sh", "-c", "while :; do :; done"], start_new_session=True)
+            for _ in range(k)]
+
+
+def one_boot(lab, target, n: int, out: Path, soak_cycles: int) -> dict:
+    rec = {"boot": n, "outcome": "ok"}
+    t0 = time.monotonic()
+    try:
+        guest, conn = up(lab, target, name=f"stress-{n}", accel="tcg")
+    except BootVerdict as e:
+        rec.update(outcome="would-retry" if e.emulator_fault else "failed", verdict=e.verdict,
+                   seconds=round(time.monotonic() - t0, 2))
+        (out / f"boot-{n}.txt").write_text(f"{e}\n\n--- console ---\n{e.console_tail}\n")
+        return rec
+    try:
+        conn.run(["uname", "-r"], timeout=30)
+        rec["ready_seconds"] = round(time.monotonic() - t0, 2)
+        if soak_cycles:
+            conn.close()
+            res = run_soak(lab, target, SoakOptions(out=out / f"soak-{n}", accel="tcg",
+                                                    cycles=soak_cycles, name=f"stress-{n}",
+                                                    keep=True))
+            rec["soak"] = res.verdict.value
+            if res.verdict != "pass":
+                rec["outcome"] = "soak-" + res.verdict.value
+                rec["reason"] = res.summary["reason"]
+    finally:
+        conn.close()
+        guest.shutdown(soft_timeout=10)
+    return rec
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("target")
+    p.add_argument("--boots", type=int, default=30)
+    p.add_argument("--busy", type=int, default=os.cpu_count() or 1,
+                   help="busy loops for the whole run (0: an idle host)")
+    p.add_argument("--soak-cycles", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("stress-results"))
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    lab = load_lab()
+    target = replace(lab.target(args.target), boot_retries=0)
+    ensure_images(lab, target, lambda m: None)
+    args.out.mkdir(parents=True, exist_ok=True)
+    loops = busy_loops(args.busy)
+    boots = []
+    try:
+        for n in range(1, args.boots + 1):
+            boots.append(one_boot(lab, target, n, args.out, args.soak_cycles))
+            b = boots[-1]
+            print(f"[{time.strftime('%H:%M:%S')}] boot {n}/{args.boots}: {b['outcome']}"
+                  f" {b.get('ready_seconds', b.get('seconds', ''))}s", file=sys.stderr)
+    finally:
+        for proc in loops:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    ready = [b["ready_seconds"] for b in boots if "ready_seconds" in b]
+    summary = {
+        "target": args.target, "boots": len(boots), "busy_loops": args.busy,
+        "cores": os.cpu_count(), "soak_cycles": args.soak_cycles,
+        "outcomes": {k: sum(1 for b in boots if b["outcome"] == k)
+                     for k in sorted({b["outcome"] for b in boots})},
+        "ready_p50_s": round(statistics.median(ready), 2) if ready else None,
+        "ready_max_s": max(ready) if ready else None,
+        "bad_boots": [b for b in boots if b["outcome"] != "ok"],
+    }
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{args.target}: {summary['boots']} boots with {args.busy} busy loop(s) on "
+              f"{summary['cores']} cores: {summary['outcomes']}; SSH ready p50 "
+              f"{summary['ready_p50_s']} s, max {summary['ready_max_s']} s; "
+              f"details in {args.out}/")
+    return 0 if summary["outcomes"].get("ok", 0) == len(boots) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
