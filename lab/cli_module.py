@@ -311,6 +311,8 @@ def print_summary(ui, res) -> None:
                  f"max new zombies {s['zombies_max']}")
     th = ", ".join(f"{k}={v:g}" for k, v in s["thresholds"].items())
     ui.out.print(f"thresholds: {th}", markup=False)
+    if s.get("timeout_policy"):
+        ui.out.print(f"timeouts: {s['timeout_policy']}", markup=False)
     if s["reason"]:
         ui.out.print(f"reason: {s['reason']}", markup=False)
     for line in s["evidence"][:60]:

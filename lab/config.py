@@ -202,18 +202,30 @@ def _positive(r: _Reader, name: str, value: float, maximum: float | None = None)
         raise ConfigError(r.path, r.key(name), f"{value!r} is out of range; valid: {limit}")
 
 
-def timeout_factor() -> float:
-    """LAB_TIMEOUT_FACTOR (`lab --timeout-factor F`): every timeout (boot, silence, SSH,
-    shutdown, the soak's cycle deadline and hold limit) is multiplied by it, for slow or
-    busy hosts. Check thresholds (load/unload times) are not: they judge the module."""
-    raw = os.environ.get("LAB_TIMEOUT_FACTOR", "1")
+def timeout_factor(vcpus: int = 1) -> float:
+    """What every timeout (boot, silence, SSH, shutdown, the soak's cycle deadline and
+    hold limit) of a guest with ``vcpus`` is multiplied by. Check thresholds (load and
+    unload times) are not: they judge the module."""
+    return timeout_policy(vcpus)[0]
+
+
+def timeout_policy(vcpus: int = 1) -> tuple[float, str]:
+    """The factor and where it came from. LAB_TIMEOUT_FACTOR (`lab --timeout-factor F`)
+    sets it; unset or "auto", it follows the host's load (lab.hostload)."""
+    from .hostload import auto_factor, read_load
+    raw = os.environ.get("LAB_TIMEOUT_FACTOR", "auto")
+    if raw == "auto":
+        load = read_load()
+        factor = auto_factor(vcpus, load)
+        return factor, (f"auto: load {load.runnable:.2f} on {load.cores} cores, "
+                        f"{vcpus} vCPU(s): x{factor:g}")
     try:
         factor = float(raw)
     except ValueError:
-        raise LabError(f"LAB_TIMEOUT_FACTOR={raw!r}: not a number") from None
+        raise LabError(f"LAB_TIMEOUT_FACTOR={raw!r}: not a number or auto") from None
     if not 0 < factor <= 100:
         raise LabError(f"LAB_TIMEOUT_FACTOR={raw}: must be above 0 and at most 100")
-    return factor
+    return factor, f"LAB_TIMEOUT_FACTOR={raw}"
 
 
 def load_target(path: Path) -> Target:
@@ -250,7 +262,7 @@ def load_target(path: Path) -> Target:
         notes=r.get("notes", str, ""),
         kernel_cmdline=r.get("kernel_cmdline", str, ""),
         qemu_args=r.strings("qemu_args"),
-        timeouts=_scaled(Timeouts(**tvals), timeout_factor()),
+        timeouts=_scaled(Timeouts(**tvals), timeout_factor(smp)),
         boot_retries=boot_retries,
         palcode=_palcode(r, arch),
         path=str(path),

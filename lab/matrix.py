@@ -44,12 +44,13 @@ def shard_cells(names: Sequence[str], shard: tuple[int, int]) -> list[str]:
 
 
 def default_jobs() -> int:
-    cores = os.cpu_count() or 1
+    """Guests at once: one per core that other work leaves free, as memory allows."""
+    from .hostload import free_core_slots, read_load
     try:
         mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError):
         mem_gib = 2.0
-    return max(1, min(cores, int(mem_gib / GUEST_MEMORY_GIB)))
+    return max(1, min(free_core_slots(read_load()), int(mem_gib / GUEST_MEMORY_GIB)))
 
 
 @dataclass

@@ -45,7 +45,8 @@ def _values(r: _Reader) -> dict[str, float]:
 
 
 def load_thresholds(arch: str, path: Path | None = None,
-                    overrides: Mapping[str, float | None] | None = None) -> Thresholds:
+                    overrides: Mapping[str, float | None] | None = None,
+                    vcpus: int = 1) -> Thresholds:
     path = path or project_root() / "configs" / "soak.yaml"
     r = _Reader(str(path), _load_yaml(path))
     r.only(("defaults", "arches"))
@@ -61,7 +62,7 @@ def load_thresholds(arch: str, path: Path | None = None,
         t = replace(t, **_values(per_arch))
     if overrides:
         t = replace(t, **check_overrides(overrides))
-    factor = timeout_factor()
+    factor = timeout_factor(vcpus)
     return replace(t, cycle_deadline_s=t.cycle_deadline_s * factor,
                    hold_limit_ms=t.hold_limit_ms * factor)
 

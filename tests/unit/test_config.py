@@ -118,6 +118,7 @@ def test_unknown_target_lists_targets():
 def test_timeout_factor_scales_every_timeout_not_the_checks(monkeypatch):
     from lab.config import load_lab
     from lab.soak.thresholds import load_thresholds
+    monkeypatch.setenv("LAB_TIMEOUT_FACTOR", "1")
     base = load_lab().target("alpha-es40").timeouts
     t0 = load_thresholds("alpha")
     monkeypatch.setenv("LAB_TIMEOUT_FACTOR", "2.5")
