@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__, interrupt
+from .cli_common import kernel_flags, kernel_options, variant_of
 from .errors import LabError
 from .verdict import Verdict
 
@@ -65,21 +66,6 @@ class UI:
 def _lab():
     from .config import load_lab
     return load_lab()
-
-
-def kernel_options(p: argparse.ArgumentParser, what: str = "the target's") -> None:
-    """--kernel, --config and --config-fragment: one set for every command that boots or builds."""
-    p.add_argument("--kernel", metavar="PROFILE", help=f"kernel profile instead of {what} "
-                   "(the debug kernel is a variant: --config-fragment debug)")
-    p.add_argument("--config", action="append", default=[], metavar="CONFIG_X=y",
-                   help="kernel config line for a variant kernel (repeatable)")
-    p.add_argument("--config-fragment", action="append", default=[], metavar="FILE|NAME",
-                   help="config fragment file, or a shipped one by name (debug); repeatable")
-
-
-def variant_of(lab, target, args):
-    from .images.variant import variant
-    return variant(lab, target, args.kernel, args.config, args.config_fragment)
 
 
 # ---- images ---------------------------------------------------------------------
@@ -137,7 +123,7 @@ def cmd_images_show(args, ui: UI) -> int:
             "fragments": [str(project_root() / f) for f in step.spec.fragments],
             "config_path": str(config)}
     if not art.exists():
-        flags = shlex.join([*_kernel_flags(args)])
+        flags = shlex.join([*kernel_flags(args)])
         raise LabError(f"kernel {step.name} ({art.key}) for {target.name} is not built: run "
                        f"`lab images build {target.name}{' ' + flags if flags else ''}`")
     text = config.read_text()
@@ -148,12 +134,6 @@ def cmd_images_show(args, ui: UI) -> int:
             f"fragments: {', '.join(info['fragments'])}\n{config}:")
     sys.stdout.write(text)
     return 0
-
-
-def _kernel_flags(args) -> list[str]:
-    flags = ["--kernel", args.kernel] if args.kernel else []
-    flags += [x for c in args.config for x in ("--config", c)]
-    return flags + [x for f in args.config_fragment for x in ("--config-fragment", f)]
 
 
 # ---- guests ------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .cli import kernel_options, variant_of
+from .cli_common import kernel_options, variant_of
 
 
 def _lab():
