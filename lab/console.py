@@ -29,7 +29,10 @@ STUCK = {"soft-lockup", "rcu-stall", "hung-task"}  # the kernel says it is stuck
 READY_MARK = "lab-guest: sshd ready"
 # The guest shutting down on request (`lab down`, poweroff in the guest), not crashing.
 SHUTDOWN = re.compile(r"The system is going down|reboot: (Power down|Restarting|System halted)")
-CPU_MARK = re.compile(r"lab-guest: cpu (.+?)\s*$")
+CPU_MARK = re.compile(r"lab-guest: cpu (.+?)\s*$", re.M)
+# A kernel message on the console: printk writes it whole, but may write it into
+# the middle of a line user space is printing.
+KERNEL_MESSAGE = re.compile(r"\[\s*\d+\.\d+\] [^\n]*(\n|$)")
 KVM_FATAL = re.compile(r"KVM internal error|emulation failure")
 
 
@@ -71,6 +74,12 @@ class ConsoleLog:
 
     def tail(self, n: int = 25) -> str:
         return "\n".join((self.lines + ([self.partial] if self.partial else []))[-n:])
+
+    def user_text(self, n: int = 40) -> str:
+        """The last ``n`` lines as user space wrote them, kernel messages cut out:
+        "lab-guest: sshd [    8.40] rcS (75) used greatest stack depth ...\nready"
+        is the ready mark, split by a message the kernel printed meanwhile."""
+        return KERNEL_MESSAGE.sub("", "\n".join(self.lines[-n:]))
 
 
 def findings(lines: list[str]) -> list[Finding]:

@@ -241,11 +241,12 @@ class Guest:
                 raise BootVerdict("qemu-exit", f"QEMU exited with status {code} before SSH was "
                                   f"ready; stderr: {self.stderr().strip()[-500:] or '(empty)'}",
                                   self.console.tail(40), exit_code=code)
-            for line in new:
-                if m := CPU_MARK.search(line):
+            if new and not ready:
+                user = self.console.user_text()
+                if m := CPU_MARK.search(user):
                     self.record.cpu_model = m.group(1)
-            if any(READY_MARK in line for line in new) and not ready:
-                ready, ready_at = True, time.monotonic()
+                if READY_MARK in user:
+                    ready, ready_at = True, time.monotonic()
             if ready and time.monotonic() >= next_try:
                 # One attempt at a time, spaced out: sshd limits unauthenticated
                 # connections, and a storm of them locks us out.

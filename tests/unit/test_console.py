@@ -25,3 +25,21 @@ def test_incremental_lines_with_partial_tail(tmp_path):
     assert log.poll() == ["two"]
     assert log.tail(2) == "two\nthree"
     assert [f.kind for f in findings(["x", "Kernel panic - not syncing: y"])] == ["panic"]
+
+
+def test_marks_split_by_a_kernel_message_are_still_found(tmp_path):
+    """Seen on i386-smp under load: printk wrote into the middle of rcS's ready line,
+    and lab waited for a mark that had been printed."""
+    from lab.console import CPU_MARK, READY_MARK
+    log = tmp_path / "console.log"
+    log.write_bytes(
+        b"[    6.060063] ip (79) used greatest stack depth: 6192 bytes left\r\n"
+        b"lab-guest: cpu [    6.1] random: fast init done\r\nGenuine Intel(R) CPU T2600\r\n"
+        b"lab-guest: sshd [    8.408960] rcS (75) used greatest stack depth: 6104 bytes left\r\n"
+        b"ready\r\n\r\nPlease press Enter to activate this console. ")
+    c = ConsoleLog(log)
+    c.poll()
+    assert not any(READY_MARK in line for line in c.lines)  # no single line has it
+    user = c.user_text()
+    assert READY_MARK in user
+    assert CPU_MARK.search(user).group(1) == "Genuine Intel(R) CPU T2600"
