@@ -5,8 +5,9 @@ Each boot is `lab up` to an answered SSH command, optionally a short soak, then
 `lab down`. The boot retry lab normally allows for emulator faults is turned
 off here, so every fault shows: a run reports how many boots `lab up` would
 have retried (QEMU exiting silently, SSH silent after the guest said ready) and
-how many failed outright. The console, QEMU's stderr and the verdict of each bad
-boot are saved under --out.
+how many failed outright. The console and the verdict of each bad boot are saved
+under --out; a guest whose SSH stays silent is examined before it is stopped
+(sysrq t, QEMU's interrupt state, and whether an e1000 link toggle revives SSH).
 
     scripts/stress-boot.py TARGET [--boots N] [--busy K] [--soak-cycles C] [--out DIR] [--json]
 
@@ -26,9 +27,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from lab.cache import Store  # noqa: E402
 from lab.config import load_lab  # noqa: E402
-from lab.guest import BootVerdict  # noqa: E402
-from lab.lifecycle import ensure_images, up  # noqa: E402
+from lab.deadline import Deadline  # noqa: E402
+from lab.guest import BootVerdict, Guest  # noqa: E402
+from lab.images import images_for  # noqa: E402
+from lab.lifecycle import ensure_images  # noqa: E402
+from lab.paths import cache_dir  # noqa: E402
 from lab.soak import SoakOptions, run_soak  # noqa: E402
 
 
@@ -37,16 +42,61 @@ def busy_loops(k: int) -> list[subprocess.Popen]:
             for _ in range(k)]
 
 
+def hmp(guest, command: str) -> str:
+    try:
+        return str(guest.qmp("human-monitor-command", timeout=10, **{"command-line": command}))
+    except Exception as e:
+        return f"({command} failed: {e})"
+
+
+def examine_silent_ssh(guest, path: Path) -> str:
+    """While a guest whose SSH stays silent still runs: its tasks (sysrq t through
+    the keyboard), QEMU's interrupt state, then whether an e1000 link interrupt
+    (link down and up) brings SSH back. Returns what the link toggle did."""
+    guest.console.poll()
+    start = len(guest.console.lines)
+    hmp(guest, "sendkey alt-sysrq-t")
+    time.sleep(4)
+    guest.console.poll()
+    parts = ["--- sysrq t ---", *guest.console.lines[start:]]
+    for command in ("info irq", "info pic", "info network"):
+        parts += [f"--- {command} ---", hmp(guest, command)]
+    hmp(guest, "set_link net0 off")
+    time.sleep(1)
+    hmp(guest, "set_link net0 on")
+    result = "ssh still silent after a link toggle"
+    for _ in range(5):
+        try:
+            with guest.connection(command_timeout=10, connect_timeout=8).connect() as c:
+                c.run(["true"], timeout=10)
+            result = "ssh answered after a link toggle"
+            break
+        except Exception:
+            time.sleep(2)
+    path.write_text("\n".join([result, *parts]) + "\n")
+    return result
+
+
 def one_boot(lab, target, n: int, out: Path, soak_cycles: int) -> dict:
     rec = {"boot": n, "outcome": "ok"}
     t0 = time.monotonic()
+    images = images_for(lab, target, Store(cache_dir()))
+    guest = Guest.launch(target, images, f"stress-{n}", "tcg")
     try:
-        guest, conn = up(lab, target, name=f"stress-{n}", accel="tcg")
+        t = target.timeouts
+        conn = guest.wait_ready(Deadline(t.boot, f"boot of {target.name}"), t.silence,
+                                t.ssh_after_ready)
     except BootVerdict as e:
         rec.update(outcome="would-retry" if e.emulator_fault else "failed", verdict=e.verdict,
                    seconds=round(time.monotonic() - t0, 2))
         (out / f"boot-{n}.txt").write_text(f"{e}\n\n--- console ---\n{e.console_tail}\n")
+        if e.verdict == "ssh-silent" and guest.running():
+            rec["link_toggle"] = examine_silent_ssh(guest, out / f"boot-{n}-examined.txt")
+        guest.shutdown(hard_only=True)
         return rec
+    except BaseException:
+        guest.shutdown(hard_only=True)
+        raise
     try:
         conn.run(["uname", "-r"], timeout=30)
         rec["ready_seconds"] = round(time.monotonic() - t0, 2)
