@@ -61,8 +61,10 @@ def examine_silent_ssh(guest, path: Path) -> str:
     parts = ["--- sysrq t ---", *guest.console.lines[start:]]
     for command in ("info irq", "info pic", "info network"):
         parts += [f"--- {command} ---", hmp(guest, command)]
+    # Down longer than the e1000 driver's 2-s watchdog, so a live driver logs both edges.
+    start = len(guest.console.lines)
     hmp(guest, "set_link net0 off")
-    time.sleep(1)
+    time.sleep(5)
     hmp(guest, "set_link net0 on")
     result = "ssh still silent after a link toggle"
     for _ in range(5):
@@ -73,6 +75,8 @@ def examine_silent_ssh(guest, path: Path) -> str:
             break
         except Exception:
             time.sleep(2)
+    guest.console.poll()
+    parts += ["--- console during and after the link toggle ---", *guest.console.lines[start:]]
     path.write_text("\n".join([result, *parts]) + "\n")
     return result
 
