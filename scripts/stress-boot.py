@@ -49,6 +49,24 @@ def hmp(guest, command: str) -> str:
         return f"({command} failed: {e})"
 
 
+def console_commands(guest, commands: str, wait: float = 8.0) -> list[str]:
+    """Type ``commands`` into the guest's console shell; the console lines that follow."""
+    import socket
+    guest.console.poll()
+    start = len(guest.console.lines)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(str(guest.record.console_socket))
+            s.sendall(b"\r")          # "Please press Enter to activate this console."
+            time.sleep(1.5)
+            s.sendall(commands.encode() + b"\r")
+            time.sleep(wait)
+    except OSError as e:
+        return [f"(console socket: {e})"]
+    guest.console.poll()
+    return guest.console.lines[start:]
+
+
 def examine_silent_ssh(guest, path: Path) -> str:
     """While a guest whose SSH stays silent still runs: its tasks (sysrq t through
     the keyboard), QEMU's interrupt state, then whether an e1000 link interrupt
@@ -61,6 +79,12 @@ def examine_silent_ssh(guest, path: Path) -> str:
     parts = ["--- sysrq t ---", *guest.console.lines[start:]]
     for command in ("info irq", "info pic", "info network"):
         parts += [f"--- {command} ---", hmp(guest, command)]
+    # The serial console's shell does not need the network: ask the guest itself.
+    parts += ["--- the guest, asked on its serial console ---",
+              *console_commands(guest, "cat /proc/interrupts; cat /sys/class/net/eth0/statistics/"
+                                "rx_packets /sys/class/net/eth0/statistics/tx_packets; "
+                                "cat /proc/net/arp; cat /proc/net/tcp; sleep 3; "
+                                "cat /proc/interrupts; cat /sys/class/net/eth0/statistics/rx_packets")]
     # Down longer than the e1000 driver's 2-s watchdog, so a live driver logs both edges.
     start = len(guest.console.lines)
     hmp(guest, "set_link net0 off")
