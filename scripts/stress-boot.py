@@ -27,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from lab import interrupt  # noqa: E402
 from lab.cache import Store  # noqa: E402
 from lab.config import load_lab  # noqa: E402
 from lab.deadline import Deadline  # noqa: E402
@@ -157,6 +158,7 @@ def main() -> int:
     target = replace(lab.target(args.target), boot_retries=0)
     ensure_images(lab, target, lambda m: None)
     args.out.mkdir(parents=True, exist_ok=True)
+    interrupt.install()  # Ctrl-C or SIGTERM: the guest of the boot under way is stopped too
     loops = busy_loops(args.busy)
     boots = []
     try:
