@@ -81,21 +81,11 @@ def test_two_lab_up_of_one_name_at_once_boot_one_guest(built):
             down("clash", soft_timeout=10)
 
 
-def test_port_taken_between_choice_and_bind_boots_on_another(lab, built, monkeypatch):
-    import socket
-    import lab.guest as guest_mod
-    squatter = socket.socket()
-    squatter.bind(("127.0.0.1", 0))
-    squatter.listen()
-    taken = squatter.getsockname()[1]
-    ports = iter([taken])
-    real = guest_mod.free_port
-    monkeypatch.setattr(guest_mod, "free_port", lambda: next(ports, None) or real())
+def test_port_taken_between_choice_and_bind_boots_on_another(lab, built, squatted_port):
     guest, conn = up(lab, lab.target("i386-up"), accel="tcg")
     try:
-        assert guest.record.ssh_port != taken
+        assert guest.record.ssh_port != squatted_port
         assert conn.run(["true"]).exit_code == 0
     finally:
         conn.close()
         guest.shutdown(soft_timeout=10)
-        squatter.close()

@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import threading
 import time
 from pathlib import Path
@@ -146,24 +145,16 @@ def test_stale_record_of_a_dead_guest_does_not_block_the_name(fake_qemu):
         again.shutdown(hard_only=True)
 
 
-def test_port_taken_before_qemu_binds_it_is_retried_on_another(fake_qemu, monkeypatch):
+def test_port_taken_before_qemu_binds_it_is_retried_on_another(fake_qemu, squatted_port):
     """The race free_port() leaves open: another process binds the port first."""
-    import lab.guest as guest_mod
-    squatter = socket.socket()
-    squatter.bind(("127.0.0.1", 0))
-    squatter.listen()
-    taken = squatter.getsockname()[1]
-    ports = iter([taken])
-    real = guest_mod.free_port
-    monkeypatch.setattr(guest_mod, "free_port", lambda: next(ports, None) or real())
+    from lab.guest import listening_pid_owns
     g = launch(fake_qemu, "ready")
     try:
-        assert g.record.ssh_port != taken and g.running()
-        assert guest_mod.listening_pid_owns(g.record.pid, g.record.ssh_port)
-        assert not guest_mod.listening_pid_owns(g.record.pid, taken)
+        assert g.record.ssh_port != squatted_port and g.running()
+        assert listening_pid_owns(g.record.pid, g.record.ssh_port)
+        assert not listening_pid_owns(g.record.pid, squatted_port)
     finally:
         g.shutdown(hard_only=True)
-        squatter.close()
 
 
 def test_silent_qemu_exit_is_told_apart_from_a_panic(fake_qemu):
