@@ -259,7 +259,7 @@ class Guest:
                     if time.monotonic() - ready_at > ssh_after_ready:
                         raise BootVerdict("ssh-silent", f"the guest said its SSH server was "
                                           f"ready {time.monotonic() - ready_at:.0f}s ago, but SSH "
-                                          f"never answered: {last_error}; {self._nic_state()}",
+                                          f"never answered: {last_error}; {self.nic_state()}",
                                           self.console.tail()) from None
                     if deadline.expired():
                         raise BootVerdict("ssh-timeout", f"SSH did not answer: {last_error}",
@@ -272,8 +272,9 @@ class Guest:
                                   self.console.tail())
             deadline.sleep(0.02)
 
-    def _nic_state(self) -> str:
-        """QEMU's view of the network, for the record when SSH stays silent."""
+    def nic_state(self) -> str:
+        """QEMU's view of the network, one line, for the record when SSH or a soak's
+        records go silent."""
         try:
             return "QEMU info network: " + " | ".join(
                 str(self.qmp("human-monitor-command", timeout=3, **{"command-line": "info network"})

@@ -115,11 +115,7 @@ def capture_hang_evidence(guest: Guest, out: Path, agent_pid: int | None) -> Han
         notes.append("CPU registers saved to registers.txt")
     except Exception as e:
         notes.append(f"QMP register dump failed: {e}")
-    try:
-        net = guest.qmp("human-monitor-command", timeout=5, **{"command-line": "info network"})
-        notes += [f"QEMU network: {x}" for x in str(net).splitlines() if x.strip()]
-    except Exception as e:
-        notes.append(f"QMP info network failed: {e}")
+    notes.append(guest.nic_state())
     if save_console(guest, before, out / "hang-console.txt"):
         notes.append("console output after the hang saved to hang-console.txt")
     return HangEvidence(notes, probe)
