@@ -86,6 +86,10 @@ class Target:
     # Kernel config fragments merged after the profile's (--config, --config-fragment):
     # a variant kernel with its own cache key. Paths, project-relative or absolute.
     config: tuple[str, ...] = ()
+    # What `timeouts` were multiplied by when the target was loaded, and why
+    # (timeout_policy): the soak scales its own deadlines by the same factor.
+    timeout_factor: float = 1.0
+    timeout_policy: str = ""
     path: str = ""
 
     @property
@@ -244,6 +248,7 @@ def load_target(path: Path) -> Target:
     boot_retries = r.get("boot_retries", int, 1)
     if not 0 <= boot_retries <= 5:
         raise ConfigError(str(path), "boot_retries", f"{boot_retries!r} is out of range; valid: 0..5")
+    factor, policy = timeout_policy(smp)
     t = r.sub("timeouts", {})
     assert t is not None
     t.only(tuple(Timeouts.__dataclass_fields__))
@@ -262,7 +267,9 @@ def load_target(path: Path) -> Target:
         notes=r.get("notes", str, ""),
         kernel_cmdline=r.get("kernel_cmdline", str, ""),
         qemu_args=r.strings("qemu_args"),
-        timeouts=_scaled(Timeouts(**tvals), timeout_factor(smp)),
+        timeouts=_scaled(Timeouts(**tvals), factor),
+        timeout_factor=factor,
+        timeout_policy=policy,
         boot_retries=boot_retries,
         palcode=_palcode(r, arch),
         path=str(path),

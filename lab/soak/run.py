@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .. import __version__
-from ..config import Lab, Target, timeout_policy
+from ..config import Lab, Target
 from ..deploy import module_remote_path, put_file
 from ..errors import LabError
 from ..guest import Guest
@@ -179,16 +179,16 @@ def run_soak(lab: Lab, target: Target, opts: SoakOptions,
     for stale in ("records.jsonl", "summary.json", "console.log", "junit.xml", "registers.txt",
                   "hang-console.txt"):
         (out / stale).unlink(missing_ok=True)
-    thresholds = load_thresholds(target.arch, overrides=opts.overrides, vcpus=target.smp)
-    factor, policy = timeout_policy(target.smp)
+    thresholds = load_thresholds(target.arch, overrides=opts.overrides,
+                                 factor=target.timeout_factor)
     params = parse_params(opts.params)
     info: dict[str, Any] = {"target": target.name, "arch": target.arch, "smp": target.smp,
                             "cpu": target.cpu, "kernel_profile": target.kernel,
                             "kernel": kernel_step(lab, target).name,
                             "kernel_fragments": list(target.config),
                             "requested_cycles": opts.cycles, "params": opts.params,
-                            "lab_version": __version__, "timeout_factor": factor,
-                            "timeout_policy": policy,
+                            "lab_version": __version__, "timeout_factor": target.timeout_factor,
+                            "timeout_policy": target.timeout_policy,
                             "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     session: SoakSession | None = None
     guest: Guest | None = None

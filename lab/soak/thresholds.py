@@ -46,7 +46,9 @@ def _values(r: _Reader) -> dict[str, float]:
 
 def load_thresholds(arch: str, path: Path | None = None,
                     overrides: Mapping[str, float | None] | None = None,
-                    vcpus: int = 1) -> Thresholds:
+                    factor: float | None = None) -> Thresholds:
+    """The soak's thresholds for ``arch``; its deadlines scaled by ``factor`` (a target's
+    timeout_factor; by default the policy's for one vCPU)."""
     path = path or project_root() / "configs" / "soak.yaml"
     r = _Reader(str(path), _load_yaml(path))
     r.only(("defaults", "arches"))
@@ -62,7 +64,7 @@ def load_thresholds(arch: str, path: Path | None = None,
         t = replace(t, **_values(per_arch))
     if overrides:
         t = replace(t, **check_overrides(overrides))
-    factor = timeout_factor(vcpus)
+    factor = timeout_factor() if factor is None else factor
     return replace(t, cycle_deadline_s=t.cycle_deadline_s * factor,
                    hold_limit_ms=t.hold_limit_ms * factor)
 

@@ -36,6 +36,9 @@ def test_policy_is_auto_unless_set_and_says_why(monkeypatch):
     monkeypatch.setattr("lab.hostload.read_load", lambda: HostLoad(2, 1.0))
     busy = load_lab()
     assert busy.target("alpha-es40").timeouts.boot == calm * 2.0
+    # the factor the timeouts got is kept with the target, for the soak and its summary
+    assert busy.target("alpha-es40").timeout_factor == 2.0
+    assert busy.target("alpha-es40").timeout_policy.startswith("auto: load 1.00 on 2 cores")
     assert busy.target("i386-up").timeouts.boot == lab.target("i386-up").timeouts.boot
     monkeypatch.setenv("LAB_TIMEOUT_FACTOR", "1")
     assert timeout_policy(4) == (1.0, "LAB_TIMEOUT_FACTOR=1")
