@@ -152,19 +152,23 @@ def cmd_up(args, ui: UI) -> int:
     t0 = time.monotonic()
     with ui.status(f"starting {target.name}") as status:
         guest, conn = up(lab, target, name=args.name, smp=args.smp, memory=args.memory,
-                         accel=args.accel, timeout=args.timeout, status=status,
+                         accel=args.accel, timeout=args.timeout, cold=args.cold, status=status,
                          verbose=ui.note)
     conn.close()
     rec = guest.record
     elapsed = time.monotonic() - t0
     info = {"name": rec.name, "target": rec.target, "pid": rec.pid, "ssh_port": rec.ssh_port,
             "accel": rec.accel, "smp": rec.smp, "cpu_model": rec.cpu_model,
-            "ready_seconds": round(elapsed, 2), **_reach(rec)}
+            "from_snapshot": rec.from_snapshot, "ready_seconds": rec.ready_seconds,
+            "up_seconds": round(elapsed, 2), "snapshot_note": rec.snapshot_note, **_reach(rec)}
     if ui.json_mode:
         ui.emit_json(info)
     else:
+        how = "restored from its snapshot" if rec.from_snapshot else "booted"
         ui.out.print(f"{rec.name} is up ({rec.accel}, {rec.smp} x {rec.cpu_model or '?'}, "
-                     f"SSH ready in {elapsed:.1f}s)")
+                     f"{how}, SSH ready in {rec.ready_seconds:.1f}s)")
+        if rec.snapshot_note:
+            ui.out.print(f"  no snapshot: {rec.snapshot_note}")
         ui.out.print(f"  {info['lab_ssh']}")
         ui.out.print(f"  {info['ssh']}")
     return 0
@@ -302,6 +306,8 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--memory", type=int, help="override the target's memory (MiB)")
     u.add_argument("--accel", choices=("auto", "tcg", "kvm"), default="auto")
     u.add_argument("--timeout", type=float, help="seconds to SSH-ready (default: target's boot timeout)")
+    u.add_argument("--cold", action="store_true",
+                   help="boot the kernel even if a post-boot snapshot exists (LAB_SNAPSHOTS=0: always)")
     kernel_options(u)
 
     d = add("down", cmd_down, "shut a guest down (soft, then hard)")

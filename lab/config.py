@@ -31,6 +31,7 @@ class ArchSpec:
     elf_machine: str        # as readelf -h prints it
     user_qemu: str          # qemu-user binary to run guest programs on the host
     host_kvm_arch: str | None  # host `uname -m` on which KVM could run this guest
+    snapshot_blocker: str | None = None  # why its guests cannot be snapshotted, if they cannot
 
 
 ARCHES: dict[str, ArchSpec] = {
@@ -46,7 +47,8 @@ ARCHES: dict[str, ArchSpec] = {
         machines=("clipper",),
         cpus=("ev4", "ev5", "ev56", "pca56", "ev6", "ev67", "ev68"),
         max_smp=4, kernel_arch="alpha", elf_machine="Alpha",
-        user_qemu="qemu-alpha", host_kvm_arch=None),
+        user_qemu="qemu-alpha", host_kvm_arch=None,
+        snapshot_blocker="qemu-system-alpha 7.2 dies (SIGFPE) when it saves a guest's state"),
 }
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
+import secrets
 import shlex
 import signal
 import socket
@@ -98,8 +100,10 @@ def name_claim(name: str):
 
 
 def qemu_command(target: Target, images: GuestImages, run: Path, port: int, accel: str,
-                 smp: int, memory: int, extra_cmdline: str = "") -> list[str]:
-    """The full QEMU argument list for one guest."""
+                 smp: int, memory: int, extra_cmdline: str = "",
+                 incoming: str | None = None) -> list[str]:
+    """The full QEMU argument list for one guest (``incoming``: a saved state to
+    restore instead of booting, as QEMU's -incoming URI)."""
     spec = target.spec
     cmdline = " ".join(x for x in (BASE_CMDLINE, target.kernel_cmdline, extra_cmdline) if x)
     cpu = "host" if accel == "kvm" else target.cpu
@@ -120,6 +124,7 @@ def qemu_command(target: Target, images: GuestImages, run: Path, port: int, acce
         "-device", "virtio-rng-pci",
         *(["-bios", str(images.bios)] if images.bios else []),
         *target.qemu_args,
+        *(["-incoming", incoming] if incoming else []),
     ]
 
 
@@ -134,8 +139,9 @@ class Guest:
     @classmethod
     def launch(cls, target: Target, images: GuestImages, name: str, accel: str,
                smp: int | None = None, memory: int | None = None, extra_cmdline: str = "",
-               log=lambda msg: None, attempts: int = 3) -> "Guest":
-        """Start QEMU in the background (its own session: it outlives this process)."""
+               log=lambda msg: None, attempts: int = 3, incoming: str | None = None) -> "Guest":
+        """Start QEMU in the background (its own session: it outlives this process).
+        With ``incoming`` it restores that saved state instead of booting."""
         require(target.spec.qemu, target.spec.qemu_package)
         smp, memory = smp or target.smp, memory or target.memory
         if smp > target.spec.max_smp:
@@ -149,17 +155,19 @@ class Guest:
             if old is not None:  # QEMU is gone: a stale record
                 remove(name)
             return cls._start(target, images, name, accel, smp, memory, extra_cmdline, log,
-                              attempts)
+                              attempts, incoming)
 
     @classmethod
     def _start(cls, target: Target, images: GuestImages, name: str, accel: str, smp: int,
-               memory: int, extra_cmdline: str, log, attempts: int) -> "Guest":
+               memory: int, extra_cmdline: str, log, attempts: int,
+               incoming: str | None) -> "Guest":
         run = guest_dir(name)
         last_err = ""
         for _ in range(attempts):
             run.mkdir(parents=True, exist_ok=True)
             port = free_port()
-            argv = qemu_command(target, images, run, port, accel, smp, memory, extra_cmdline)
+            argv = qemu_command(target, images, run, port, accel, smp, memory, extra_cmdline,
+                                incoming)
             log("$ " + shlex.join(argv))
             (run / "console.log").write_bytes(b"")
             stderr = open(run / "qemu.stderr", "wb")
@@ -170,7 +178,8 @@ class Guest:
                               memory=memory, pid=proc.pid, ssh_port=port, accel=accel, dir=str(run),
                               host_key=images.host_key, kernel_key=images.kernel_key,
                               rootfs_key=images.rootfs_key, kernel_release=images.kernel_release,
-                              command=argv, bios_key=images.bios_key)
+                              command=argv, bios_key=images.bios_key,
+                              from_snapshot=incoming is not None)
             rec.save()
             rec.known_hosts.write_text(known_hosts_line(port, images.host_key) + "\n")
             guest = cls(rec, target)
@@ -235,12 +244,7 @@ class Guest:
             if KVM_FATAL.search(self.stderr()):
                 raise BootVerdict("kvm-failure", "KVM could not run the guest: "
                                   + self.stderr().strip().splitlines()[0], self.console.tail())
-            code = self.exit_code()
-            if code is not None:
-                self.console.poll()
-                raise BootVerdict("qemu-exit", f"QEMU exited with status {code} before SSH was "
-                                  f"ready; stderr: {self.stderr().strip()[-500:] or '(empty)'}",
-                                  self.console.tail(40), exit_code=code)
+            self._raise_if_exited("before SSH was ready")
             if new and not ready:
                 user = self.console.user_text()
                 if m := CPU_MARK.search(user):
@@ -271,6 +275,97 @@ class Guest:
                 raise BootVerdict("silent-hang", f"no console output for {silence:g}s",
                                   self.console.tail())
             deadline.sleep(0.02)
+
+    # ---- restored guests -----------------------------------------------------------
+    def wait_restored(self, deadline: Deadline, ssh_after_ready: float) -> Connection:
+        """For a guest launched with a saved state: wait until QEMU has loaded it and
+        runs it, make the guest fresh, then connect. Raises BootVerdict."""
+        while True:
+            check_interrupt()
+            self._raise_if_exited("before the saved state was loaded")
+            try:
+                status = self.qmp("query-status", timeout=2).get("status")
+            except Exception:      # QMP is not listening yet
+                status = None
+            if status == "running":
+                break
+            if status == "paused":  # loaded: the snapshot was taken of a paused guest
+                self.qmp("cont")
+                continue
+            if deadline.expired():
+                raise BootVerdict("restore-timeout", f"the saved state was not running after "
+                                  f"{deadline.seconds:g}s (QEMU status {status!r})",
+                                  self.console.tail())
+            deadline.sleep(0.01)
+        self.freshen(deadline)
+        return self._connect_ssh(deadline, ssh_after_ready)
+
+    def freshen(self, deadline: Deadline, resend_after: float = 2.0) -> None:
+        """Make a guest that runs from a saved state distinct from every other run of
+        it: on its serial console, have it reseed its random numbers from the host's
+        RNG device and set its wall clock (images/rootfs/src/lab-fresh.c)."""
+        token = secrets.token_hex(4)
+        mark = f"lab-guest: fresh {token}"
+        # One connection for the whole exchange: QEMU drops what it has not read yet
+        # from a console client that hangs up.
+        with self.console_connection() as keys:
+            sent = -resend_after
+            while True:
+                check_interrupt()
+                self._raise_if_exited("while the restored guest was being refreshed")
+                if time.monotonic() - sent >= resend_after:
+                    now = time.time_ns()
+                    # Enter first: the console shell may still wait for "press Enter".
+                    keys.sendall(f"\rlab-fresh {token} {now // 10**9} {now % 10**9}\r".encode())
+                    sent = time.monotonic()
+                self.console.poll()
+                text = self.console.user_text(80)
+                if mark in text:
+                    return
+                if m := re.search(r"^lab-fresh: .*$", text, re.M):
+                    raise BootVerdict("restore-failed", f"the restored guest could not be "
+                                      f"refreshed: {m.group(0)}", self.console.tail())
+                if deadline.expired():
+                    raise BootVerdict("restore-timeout", "the restored guest did not answer on "
+                                      f"its serial console within {deadline.seconds:g}s",
+                                      self.console.tail())
+                deadline.sleep(0.01)
+
+    @contextmanager
+    def console_connection(self):
+        """A socket whose writes are keystrokes on the guest's serial console. Keep it
+        open until the guest has read them."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(str(self.record.console_socket))
+            yield s
+
+    def _connect_ssh(self, deadline: Deadline, silent_after: float) -> Connection:
+        """SSH to a guest whose SSH server already runs (restored from a snapshot)."""
+        started = time.monotonic()
+        while True:
+            check_interrupt()
+            self._raise_if_exited("before SSH answered")
+            try:
+                return self.connection(connect_timeout=max(1.0, min(10.0, deadline.remaining()))
+                                       ).connect()
+            except ConnectError as e:
+                if time.monotonic() - started > silent_after:
+                    raise BootVerdict("ssh-silent", f"the restored guest's SSH server did not "
+                                      f"answer in {silent_after:g}s: {e}; {self.nic_state()}",
+                                      self.console.tail()) from None
+                if deadline.expired():
+                    raise BootVerdict("ssh-timeout", f"SSH did not answer: {e}",
+                                      self.console.tail()) from None
+            deadline.sleep(0.1)
+
+    def _raise_if_exited(self, when: str) -> None:
+        code = self.exit_code()
+        if code is not None:
+            self.console.poll()
+            raise BootVerdict("qemu-exit", f"QEMU exited with status {code} {when}; stderr: "
+                              f"{self.stderr().strip()[-500:] or '(empty)'}",
+                              self.console.tail(40), exit_code=code)
 
     def nic_state(self) -> str:
         """QEMU's view of the network, one line, for the record when SSH or a soak's

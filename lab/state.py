@@ -32,6 +32,9 @@ class GuestRecord:
     command: list[str] = field(default_factory=list)
     cpu_model: str = ""       # as the guest's /proc/cpuinfo says (read back at boot)
     bios_key: str = ""        # the lab's PALcode build, if the target boots it
+    from_snapshot: bool = False   # restored from a post-boot snapshot, not booted
+    ready_seconds: float = 0.0    # QEMU start to SSH connected
+    snapshot_note: str = ""       # why this guest did not come from a snapshot, if it did not
 
     @property
     def path(self) -> Path:

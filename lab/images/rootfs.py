@@ -36,6 +36,10 @@ def recipe() -> dict:
         return yaml.safe_load(f)
 
 
+def guest_tool_sources() -> list[Path]:
+    return sorted((project_root() / RECIPE_DIR / "src").glob("*.c"))
+
+
 class DebianSource(Step):
     """``apt-get source PACKAGE=VERSION``, unpacked with Debian's patches applied."""
 
@@ -206,7 +210,9 @@ class Rootfs(_CrossStep):
         overlay = project_root() / RECIPE_DIR / "overlay"
         files = {str(p.relative_to(overlay)): file_digest(p) + oct(p.stat().st_mode)
                  for p in sorted(overlay.rglob("*")) if p.is_file()}
-        return {**self.cross_inputs(), "overlay": files, "client_key": ensure_client_key()[1]}
+        tools = {p.name: file_digest(p) for p in guest_tool_sources()}
+        return {**self.cross_inputs(), "overlay": files, "tools": tools,
+                "client_key": ensure_client_key()[1]}
 
     def build(self, ctx: BuildContext, out: Path, deps: Mapping[str, Artifact]) -> Mapping[str, Any]:
         ctx.status(f"assembling root filesystem for {self.arch}")
@@ -221,7 +227,8 @@ class Rootfs(_CrossStep):
         for prog in recipe()["dropbear_programs"]:
             dest = root / ("usr/sbin" if prog == "dropbear" else "usr/bin") / prog
             shutil.copy2(bins / prog, dest)
-        elves = [root / "bin/busybox", *(bins / p for p in recipe()["dropbear_programs"])]
+        tools = self._compile_tools(ctx, root / "usr/sbin")
+        elves = [root / "bin/busybox", *(bins / p for p in recipe()["dropbear_programs"]), *tools]
         sroot = sysroot(self.toolchain)
         for lib in needed_libraries(elves, sroot, self.toolchain):
             shutil.copy2(lib.resolve(), root / "lib" / lib.name)
@@ -238,6 +245,17 @@ class Rootfs(_CrossStep):
                       out / INITRAMFS)
         shutil.rmtree(root)
         return {"initramfs": INITRAMFS, "host_key_pub": HOST_KEY_PUB}
+
+    def _compile_tools(self, ctx: BuildContext, dest: Path) -> list[Path]:
+        """lab's own small guest programs (images/rootfs/src/*.c), one binary each."""
+        out = []
+        for src in guest_tool_sources():
+            binary = dest / src.stem
+            # Dynamic, like busybox: static glibc binaries crash on Alpha.
+            run([self.toolchain + "gcc", "-O2", "-Wall", "-o", str(binary), str(src)],
+                log=ctx.log_for(self), what=f"{src.name} build")
+            out.append(binary)
+        return out
 
     def _make_host_key(self, ctx: BuildContext, root: Path, sroot: str) -> str:
         spec = ARCHES[self.arch]
