@@ -391,8 +391,8 @@ class Guest:
         from qemu.qmp.legacy import QEMUMonitorProtocol
         mon = QEMUMonitorProtocol(str(self.record.qmp_socket))
         try:
+            mon.settimeout(timeout)   # the greeting too: a wedged QEMU must not hang lab
             mon.connect(negotiate=True)
-            mon.settimeout(timeout)
             return mon.cmd(command, **args) if args else mon.cmd(command)
         finally:
             mon.close()

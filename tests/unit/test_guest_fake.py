@@ -4,31 +4,15 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from lab.config import load_lab
 from lab.deadline import Deadline
 from lab.guest import BootVerdict, Guest, qemu_command
-from lab.images import GuestImages
 from lab.state import all_records, load
 
-FAKES = Path(__file__).resolve().parent.parent / "fakes"
-
-
-@pytest.fixture
-def fake_qemu(lab_dirs, monkeypatch):
-    monkeypatch.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ['PATH']}")
-    return lab_dirs
-
-
-def images(tmp_path):
-    return GuestImages(kernel=tmp_path / "vmlinux", kernel_build=tmp_path, kernel_release="6.1.0",
-                       initramfs=tmp_path / "initramfs.cpio.gz",
-                       host_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFg5Tj+zjpv4FCKL7YEmTvKH6x5g6aVJND+pxbdVNEzC",
-                       kernel_key="k", rootfs_key="r")
-
+from fakeguest import images
 
 def launch(tmp_path, scenario, name="g1"):
     target = load_lab().target("alpha-es40")
