@@ -68,10 +68,17 @@ def test_shutdown_kills_and_removes_everything(fake_qemu):
     pid = g.record.pid
     assert load("g1") is not None and g.running()
     how = g.shutdown(soft_timeout=0.5)
-    assert how == "kill"
+    assert how == "qmp"          # no SSH in the fake; QMP quit ends it
     assert not g.running()
     assert not os.path.exists(f"/proc/{pid}") or b"qemu" not in open(f"/proc/{pid}/cmdline", "rb").read()
     assert all_records() == []
+
+
+def test_a_qemu_that_does_not_answer_qmp_is_killed(fake_qemu):
+    g = launch(fake_qemu, "ready")
+    g.record.qmp_socket.unlink()     # QMP unreachable
+    assert g.shutdown(soft_timeout=0.5) == "kill"
+    assert not g.running() and all_records() == []
 
 
 def test_down_after_qemu_was_killed_cleans_up(fake_qemu):
