@@ -203,6 +203,8 @@ def run_soak(lab: Lab, target: Target, opts: SoakOptions,
         info.update(smp=guest.record.smp, kernel_release=guest.record.kernel_release,
                     kernel_key=guest.record.kernel_key, rootfs_key=guest.record.rootfs_key,
                     boot_attempts=guest.record.boot_attempts, guest_booted_by_soak=owned,
+                    from_snapshot=guest.record.from_snapshot,
+                    ready_seconds=guest.record.ready_seconds,
                     cpu_model=guest.record.cpu_model, palcode=target.palcode,
                     palcode_key=guest.record.bios_key)
         guest.console.poll()
