@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""Boot times per target: bare kernel boot vs `lab up` to SSH-ready.
+"""Boot times per target: bare kernel boot vs `lab up` to SSH-ready, cold and
+from the post-boot snapshot, side by side in one run.
 
 Bare boot: QEMU start to QEMU exit with a one-shot init (the image's busybox
 `poweroff -f` as PID 1), i.e. kernel start-up to /init and straight off.
-lab up: QEMU start to an SSH command answered, what a user waits for.
+lab up: `lab up` called to an SSH command answered, what a user waits for;
+cold boots the kernel (`--cold`), snapshot restores the target's snapshot (saved
+by one untimed `lab up` first if there is none).
 
     benchmarks/boot.py [TARGET...] [--runs N]
 """
@@ -18,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from lab import snapshot  # noqa: E402
 from lab.build import build_targets  # noqa: E402
 from lab.cache import Store  # noqa: E402
 from lab.config import load_lab  # noqa: E402
@@ -40,12 +44,15 @@ def bare_boot(target, im) -> float:
     return time.monotonic() - t0
 
 
-def lab_up(lab, target) -> float:
+def lab_up(lab, target, cold: bool, priming: bool = False) -> float:
     t0 = time.monotonic()
-    guest, conn = up(lab, target, accel="tcg")
+    guest, conn = up(lab, target, accel="tcg", cold=cold)
     try:
         conn.run("true")
-        return time.monotonic() - t0
+        took = time.monotonic() - t0
+        if not cold and not priming and not guest.record.from_snapshot:
+            raise RuntimeError(f"{target.name} did not restore: {guest.record.snapshot_note}")
+        return took
     finally:
         conn.close()
         guest.shutdown(hard_only=True)
@@ -62,12 +69,20 @@ def main() -> None:
     targets = [lab.target(n) for n in (args.targets or lab.targets)]
     build_targets(lab, targets)
     store = Store(cache_dir())
-    print(f"{'target':16} {'bare boot (s)':>14} {'lab up (s)':>11} {'ratio':>6}   (median of {args.runs})")
+    print(f"{'target':16} {'bare boot (s)':>14} {'cold up (s)':>12} {'ratio':>6} "
+          f"{'snapshot up (s)':>16} {'ratio':>6}   (median of {args.runs})")
     for t in targets:
         im = images_for(lab, t, store)
         bare = statistics.median(bare_boot(t, im) for _ in range(args.runs))
-        ready = statistics.median(lab_up(lab, t) for _ in range(args.runs))
-        print(f"{t.name:16} {bare:14.2f} {ready:11.2f} {ready / bare:6.2f}", flush=True)
+        cold = statistics.median(lab_up(lab, t, cold=True) for _ in range(args.runs))
+        row = f"{t.name:16} {bare:14.2f} {cold:12.2f} {cold / bare:6.2f} "
+        if why := snapshot.why_not(t, "tcg"):
+            row += f"{'-':>16} {'-':>6}   ({why})"
+        else:
+            lab_up(lab, t, cold=False, priming=True)   # saves the snapshot if there is none
+            warm = statistics.median(lab_up(lab, t, cold=False) for _ in range(args.runs))
+            row += f"{warm:16.2f} {warm / bare:6.2f}"
+        print(row, flush=True)
 
 
 if __name__ == "__main__":
