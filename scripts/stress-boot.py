@@ -52,15 +52,13 @@ def hmp(guest, command: str) -> str:
 
 def console_commands(guest, commands: str, wait: float = 8.0) -> list[str]:
     """Type ``commands`` into the guest's console shell; the console lines that follow."""
-    import socket
     guest.console.poll()
     start = len(guest.console.lines)
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.connect(str(guest.record.console_socket))
-            s.sendall(b"\r")          # "Please press Enter to activate this console."
+        with guest.console_connection() as keys:
+            keys.sendall(b"\r")          # "Please press Enter to activate this console."
             time.sleep(1.5)
-            s.sendall(commands.encode() + b"\r")
+            keys.sendall(commands.encode() + b"\r")
             time.sleep(wait)
     except OSError as e:
         return [f"(console socket: {e})"]
@@ -68,40 +66,88 @@ def console_commands(guest, commands: str, wait: float = 8.0) -> list[str]:
     return guest.console.lines[start:]
 
 
-def examine_silent_ssh(guest, path: Path) -> str:
+# e1000 registers worth reading on a stalled NIC (offsets in its MMIO BAR); none
+# of them is cleared by reading, unlike ICR and the statistics counters.
+E1000_REGISTERS = {"CTRL": 0x0, "STATUS": 0x8, "IMS": 0xD0, "RCTL": 0x100, "TCTL": 0x400,
+                   "RDBAL": 0x2800, "RDLEN": 0x2808, "RDH": 0x2810, "RDT": 0x2818,
+                   "TDH": 0x3810, "TDT": 0x3818}
+# Where PCI memory appears in the CPU's physical address space (Typhoon: pchip 0).
+PCI_MEMORY_BASE = {"alpha": 0x80000000000, "i386": 0}
+
+
+def e1000_registers(guest, arch: str) -> list[str]:
+    """The e1000's receive and transmit registers, read by QEMU (no guest involved)."""
+    import re
+    pci = hmp(guest, "info pci")
+    m = re.search(r"Ethernet controller: PCI device 8086:100e.*?BAR0: 32 bit memory at "
+                  r"(0x[0-9a-f]+)", pci, re.S)
+    if not m:
+        return ["(no e1000 BAR0 in info pci)", pci]
+    base = PCI_MEMORY_BASE[arch] + int(m.group(1), 16)
+    out = [f"e1000 BAR0 at {base:#x}"]
+    for name, off in E1000_REGISTERS.items():
+        out.append(f"{name:7} {hmp(guest, f'xp /1wx {base + off:#x}').strip()}")
+    return out
+
+
+def ssh_answers(guest, tries: int = 5) -> bool:
+    for _ in range(tries):
+        try:
+            with guest.connection(command_timeout=10, connect_timeout=8).connect() as c:
+                c.run(["true"], timeout=10)
+            return True
+        except Exception:
+            time.sleep(2)
+    return False
+
+
+def examine_silent_ssh(guest, path: Path, arch: str) -> str:
     """While a guest whose SSH stays silent still runs: its tasks (sysrq t through
-    the keyboard), QEMU's interrupt state, then whether an e1000 link interrupt
-    (link down and up) brings SSH back. Returns what the link toggle did."""
+    the keyboard), QEMU's interrupt state, the e1000's registers read twice, QEMU's
+    e1000 trace events during an SSH attempt, what the guest itself says on its
+    serial console (counters, ARP, a ping of the gateway), then whether an e1000
+    link toggle, and after it taking eth0 down and up in the guest, revives SSH.
+    Returns what revived it, if anything."""
     guest.console.poll()
     start = len(guest.console.lines)
     hmp(guest, "sendkey alt-sysrq-t")
     time.sleep(4)
     guest.console.poll()
     parts = ["--- sysrq t ---", *guest.console.lines[start:]]
-    for command in ("info irq", "info pic", "info network"):
+    for command in ("info irq", "info pic", "info network", "info pci"):
         parts += [f"--- {command} ---", hmp(guest, command)]
+    parts += ["--- e1000 registers ---", *e1000_registers(guest, arch)]
+    # QEMU's e1000 trace events (to its stderr) while one more SSH attempt is made.
+    stderr_before = len(guest.stderr())
+    hmp(guest, "log trace:e1000*")
+    parts += [f"--- SSH attempt with e1000 tracing: answered={ssh_answers(guest, 1)} ---"]
+    hmp(guest, "log none")
+    parts += [guest.stderr()[stderr_before:][-6000:]]
+    parts += ["--- e1000 registers, again ---", *e1000_registers(guest, arch)]
     # The serial console's shell does not need the network: ask the guest itself.
     parts += ["--- the guest, asked on its serial console ---",
-              *console_commands(guest, "cat /proc/interrupts; cat /sys/class/net/eth0/statistics/"
-                                "rx_packets /sys/class/net/eth0/statistics/tx_packets; "
-                                "cat /proc/net/arp; cat /proc/net/tcp; sleep 3; "
-                                "cat /proc/interrupts; cat /sys/class/net/eth0/statistics/rx_packets")]
+              *console_commands(guest, "cat /proc/interrupts; cd /sys/class/net/eth0/statistics; "
+                                "grep . rx_packets tx_packets rx_missed_errors rx_errors "
+                                "tx_errors; cd /; cat /proc/net/arp; cat /proc/net/tcp; "
+                                "for d in /sys/bus/pci/devices/*; do grep -q 0x100e $d/device "
+                                "&& od -An -tx1 -N8 $d/config; done; "
+                                "ping -c 1 -W 2 10.0.2.2; cat /proc/net/arp; "
+                                "cat /sys/class/net/eth0/statistics/rx_packets", wait=10)]
     # Down longer than the e1000 driver's 2-s watchdog, so a live driver logs both edges.
     start = len(guest.console.lines)
     hmp(guest, "set_link net0 off")
     time.sleep(5)
     hmp(guest, "set_link net0 on")
-    result = "ssh still silent after a link toggle"
-    for _ in range(5):
-        try:
-            with guest.connection(command_timeout=10, connect_timeout=8).connect() as c:
-                c.run(["true"], timeout=10)
-            result = "ssh answered after a link toggle"
-            break
-        except Exception:
-            time.sleep(2)
+    result = "ssh answered after a link toggle" if ssh_answers(guest) else None
     guest.console.poll()
     parts += ["--- console during and after the link toggle ---", *guest.console.lines[start:]]
+    if result is None:
+        # The driver's close and open: every receive register written again.
+        parts += ["--- eth0 down and up in the guest ---",
+                  *console_commands(guest, "ip link set eth0 down; ip link set eth0 up; sleep 3; "
+                                    "ip route add default via 10.0.2.2; ip route", wait=6)]
+        result = ("ssh answered after eth0 down and up" if ssh_answers(guest)
+                  else "ssh still silent after a link toggle and eth0 down and up")
     path.write_text("\n".join([result, *parts]) + "\n")
     return result
 
@@ -120,7 +166,8 @@ def one_boot(lab, target, n: int, out: Path, soak_cycles: int) -> dict:
                    seconds=round(time.monotonic() - t0, 2))
         (out / f"boot-{n}.txt").write_text(f"{e}\n\n--- console ---\n{e.console_tail}\n")
         if e.verdict == "ssh-silent" and guest.running():
-            rec["link_toggle"] = examine_silent_ssh(guest, out / f"boot-{n}-examined.txt")
+            rec["revived"] = examine_silent_ssh(guest, out / f"boot-{n}-examined.txt",
+                                                target.arch)
         guest.shutdown(hard_only=True)
         return rec
     except BaseException:
