@@ -21,13 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lab import snapshot  # noqa: E402
+from lab.guest import snapshot  # noqa: E402
 from lab.build import build_targets  # noqa: E402
 from lab.cache import Store  # noqa: E402
 from lab.config import load_lab  # noqa: E402
-from lab.guest import BASE_CMDLINE  # noqa: E402
+from lab.guest.qemu import BASE_CMDLINE  # noqa: E402
 from lab.images import images_for  # noqa: E402
-from lab.lifecycle import up  # noqa: E402
+from lab.guest.lifecycle import up  # noqa: E402
 from lab.paths import cache_dir  # noqa: E402
 
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from lab.soak.agent import REMOTE_PATH, build_agent  # noqa: E402
 from lab.config import load_lab  # noqa: E402
 from lab.deploy import module_remote_path, put_file  # noqa: E402
-from lab.lifecycle import up  # noqa: E402
+from lab.guest.lifecycle import up  # noqa: E402
 from lab.module import build_module  # noqa: E402
 from lab.soak import SoakOptions, run_soak  # noqa: E402
 

@@ -146,7 +146,7 @@ def _reach(rec) -> dict:
 
 
 def cmd_up(args, ui: UI) -> int:
-    from .lifecycle import up
+    from .guest.lifecycle import up
     lab = _lab()
     target = variant_of(lab, lab.target(args.target or lab.default_target), args)
     t0 = time.monotonic()
@@ -175,7 +175,7 @@ def cmd_up(args, ui: UI) -> int:
 
 
 def _names(args) -> list[str]:
-    from .state import all_records
+    from .guest.state import all_records
     if args.all:
         return [r.name for r in all_records()]
     if not args.name:
@@ -184,7 +184,7 @@ def _names(args) -> list[str]:
 
 
 def cmd_down(args, ui: UI) -> int:
-    from .lifecycle import down
+    from .guest.lifecycle import down
     results = {}
     for name in _names(args):
         with ui.status(f"stopping {name}"):
@@ -200,8 +200,8 @@ def cmd_down(args, ui: UI) -> int:
 
 
 def cmd_status(args, ui: UI) -> int:
-    from .guest import Guest
-    from .state import all_records, remove
+    from .guest.qemu import Guest
+    from .guest.state import all_records, remove
     rows = []
     for rec in all_records():
         g = Guest(rec)
@@ -240,8 +240,8 @@ def cmd_status(args, ui: UI) -> int:
 
 
 def cmd_ssh(args, ui: UI) -> int:
-    from .guest import Guest
-    from .lifecycle import find
+    from .guest.qemu import Guest
+    from .guest.lifecycle import find
     rec = find(args.name)
     command = [c for c in args.command if c != "--"]
     if not command:
@@ -255,8 +255,8 @@ def cmd_ssh(args, ui: UI) -> int:
 
 
 def cmd_console(args, ui: UI) -> int:
-    from .guest import Guest
-    from .lifecycle import find
+    from .guest.qemu import Guest
+    from .guest.lifecycle import find
     rec = find(args.name)
     path = rec.console_log
     with open(path, "rb") as f:

@@ -31,8 +31,8 @@ def cmd_module_build(args, ui) -> int:
 
 def cmd_deploy(args, ui) -> int:
     from .deploy import module_remote_path, put_file
-    from .guest import Guest
-    from .lifecycle import find
+    from .guest.qemu import Guest
+    from .guest.lifecycle import find
     from .module import build_module
     lab = _lab()
     target = lab.target(args.target or lab.default_target)

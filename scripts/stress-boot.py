@@ -31,9 +31,9 @@ from lab import interrupt  # noqa: E402
 from lab.cache import Store  # noqa: E402
 from lab.config import load_lab  # noqa: E402
 from lab.deadline import Deadline  # noqa: E402
-from lab.guest import BootVerdict, Guest  # noqa: E402
+from lab.guest.qemu import BootVerdict, Guest  # noqa: E402
 from lab.images import images_for  # noqa: E402
-from lab.lifecycle import ensure_images  # noqa: E402
+from lab.guest.lifecycle import ensure_images  # noqa: E402
 from lab.paths import cache_dir  # noqa: E402
 from lab.soak import SoakOptions, run_soak  # noqa: E402
 

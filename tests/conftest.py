@@ -10,7 +10,7 @@ def squatted_port(monkeypatch):
     """A port another process holds, handed out by lab's free_port() first: the race
     between choosing a port and QEMU binding it. Later calls get free ports."""
     import socket
-    import lab.guest as guest_mod
+    import lab.guest.qemu as guest_mod
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()

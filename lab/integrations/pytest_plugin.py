@@ -93,7 +93,7 @@ def lab_config():
 @pytest.fixture(scope="session")
 def lab_guest(lab_config, lab_target, request, record_testsuite_property) -> Iterator[LabGuest]:
     from .. import __version__
-    from ..lifecycle import up
+    from ..guest.lifecycle import up
     target = lab_config.target(lab_target)
     guest, conn = up(lab_config, target, name=f"pytest-{lab_target}-{os.getpid()}")
     rec = guest.record

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..guest import Guest
+from ..guest.qemu import Guest
 
 # Where a task sleeps while its output waits for a reader: the agent's stdout is
 # a pipe to the SSH server, which stops reading when the guest's network stalls.

@@ -21,14 +21,14 @@ from .. import __version__
 from ..config import Lab, Target
 from ..deploy import module_remote_path, put_file
 from ..errors import LabError
-from ..guest import Guest
+from ..guest.qemu import Guest
 from ..images import kernel_step
 from ..interrupt import reason as stop_reason
 from ..junit import write_junit
-from ..lifecycle import up
+from ..guest.lifecycle import up
 from ..module import BuiltModule, build_module
 from ..ssh import Connection
-from ..state import load
+from ..guest.state import load
 from ..verdict import Verdict
 from .agent import REMOTE_PATH as AGENT_REMOTE, build_agent
 from .checks import judge_kmemleak, parse_kmemleak, summarize

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
 
-from ..console import FATAL, SHUTDOWN, STUCK, findings, first_report
+from ..guest.console import FATAL, SHUTDOWN, STUCK, findings, first_report
 from ..interrupt import STOP, reason as stop_reason
 from ..verdict import Verdict
 from .checks import Failure, check_blocked, check_cycle, memory_trend
@@ -84,7 +84,7 @@ class Expectations:
 
 @dataclass
 class SoakSession:
-    guest: Any                       # lab.guest.Guest, or a fake with the same surface
+    guest: Any                       # lab.guest.qemu.Guest, or a fake with the same surface
     thresholds: Thresholds
     out: Path
     expect: Expectations = field(default_factory=Expectations)

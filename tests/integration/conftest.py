@@ -57,7 +57,7 @@ def running(lab):
 
 @contextmanager
 def _running(lab, target_name, **kw):
-    from lab.lifecycle import up
+    from lab.guest.lifecycle import up
     guest, conn = up(lab, lab.target(target_name), accel="tcg", **kw)
     try:
         yield guest, conn

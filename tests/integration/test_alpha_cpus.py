@@ -5,8 +5,8 @@ from dataclasses import replace
 
 import pytest
 
-from lab.guest import BootVerdict
-from lab.lifecycle import up
+from lab.guest.qemu import BootVerdict
+from lab.guest.lifecycle import up
 from lab.soak import SoakOptions, run_soak
 
 

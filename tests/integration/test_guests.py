@@ -3,11 +3,11 @@ import os
 import pytest
 
 from lab.errors import LabError
-from lab.guest import BootVerdict, Guest
+from lab.guest.qemu import BootVerdict, Guest
 from lab.keys import ensure_client_key
-from lab.lifecycle import down, up
+from lab.guest.lifecycle import down, up
 from lab.ssh import Connection, SSHError
-from lab.state import all_records, load
+from lab.guest.state import all_records, load
 
 
 UNAME = {"alpha": "alpha", "i386": "i686"}

@@ -2,7 +2,7 @@
 LINE): built once, booted, and what was asked for is in the kernel that runs."""
 
 from lab.cli import main
-from lab.lifecycle import up
+from lab.guest.lifecycle import up
 from lab.soak import SoakOptions, run_soak
 
 

@@ -9,7 +9,7 @@ import pytest
 from paramiko.kex_curve25519 import KexCurve25519
 from paramiko.kex_ecdh_nist import KexNistp256
 
-from lab.lifecycle import up
+from lab.guest.lifecycle import up
 
 TARGET = "i386-up"
 

@@ -251,7 +251,7 @@ def test_records_stalled_between_guest_and_host_are_infra_not_a_hang(lab, built,
 
 
 def test_lab_down_during_a_soak_ends_it_as_infra_with_the_reason(lab, built, tmp_path):
-    from lab.lifecycle import down
+    from lab.guest.lifecycle import down
     done = threading.Event()
 
     def stop_guest(rec, guest):

@@ -1,4 +1,4 @@
-from lab.console import ConsoleLog, classify, findings
+from lab.guest.console import ConsoleLog, classify, findings
 
 
 def test_classify_kernel_trouble():
@@ -30,7 +30,7 @@ def test_incremental_lines_with_partial_tail(tmp_path):
 def test_marks_split_by_a_kernel_message_are_still_found(tmp_path):
     """Seen on i386-smp under load: printk wrote into the middle of rcS's ready line,
     and lab waited for a mark that had been printed."""
-    from lab.console import CPU_MARK, READY_MARK
+    from lab.guest.console import CPU_MARK, READY_MARK
     log = tmp_path / "console.log"
     log.write_bytes(
         b"[    6.060063] ip (79) used greatest stack depth: 6192 bytes left\r\n"

@@ -9,8 +9,8 @@ import pytest
 
 from lab.config import load_lab
 from lab.deadline import Deadline
-from lab.guest import BootVerdict, Guest, qemu_command
-from lab.state import all_records, load
+from lab.guest.qemu import BootVerdict, Guest, qemu_command
+from lab.guest.state import all_records, load
 
 from fakeguest import images
 
@@ -138,7 +138,7 @@ def test_stale_record_of_a_dead_guest_does_not_block_the_name(fake_qemu):
 
 def test_port_taken_before_qemu_binds_it_is_retried_on_another(fake_qemu, squatted_port):
     """The race free_port() leaves open: another process binds the port first."""
-    from lab.guest import listening_pid_owns
+    from lab.guest.qemu import listening_pid_owns
     g = launch(fake_qemu, "ready")
     try:
         assert g.record.ssh_port != squatted_port and g.running()
@@ -164,7 +164,7 @@ def test_silent_qemu_exit_is_told_apart_from_a_panic(fake_qemu):
 @pytest.fixture
 def fake_up(fake_qemu, monkeypatch, tmp_path):
     """lifecycle.up() against the fake QEMU: no image build, no KVM probe, no real SSH."""
-    import lab.lifecycle as lc
+    import lab.guest.lifecycle as lc
     monkeypatch.setattr(lc, "ensure_images", lambda lab, target, status: None)
     monkeypatch.setattr(lc, "images_for", lambda lab, target, store: images(tmp_path))
     monkeypatch.setattr(lc, "choose_accel", lambda *a: "tcg")

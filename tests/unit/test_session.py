@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.console import ConsoleLog, first_report
+from lab.guest.console import ConsoleLog, first_report
 from lab.soak.evidence import AgentProbe, HangEvidence
 from lab.soak.session import Expectations, SoakSession
 from lab.soak.thresholds import Thresholds
@@ -26,7 +26,7 @@ class FakeRecord:
 
 
 class FakeGuest:
-    """The surface of lab.guest.Guest that a session uses."""
+    """The surface of lab.guest.qemu.Guest that a session uses."""
 
     def __init__(self, console: Path, alive: bool = True):
         self.console = ConsoleLog(console)

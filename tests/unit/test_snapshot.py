@@ -5,10 +5,10 @@ import time
 
 import pytest
 
-from lab import snapshot
+from lab.guest import snapshot
 from lab.cache import Store
 from lab.config import load_lab
-from lab.guest import BootVerdict, Guest
+from lab.guest.qemu import BootVerdict, Guest
 from lab.paths import cache_dir
 
 from fakeguest import FakeConnection, images
@@ -18,7 +18,7 @@ from fakeguest import FakeConnection, images
 def up(fake_qemu, monkeypatch, tmp_path):
     """lifecycle.up() on the fake QEMU, whose guests have no SSH server: a connection
     is a FakeConnection once the console says ready."""
-    import lab.lifecycle as lc
+    import lab.guest.lifecycle as lc
     monkeypatch.setattr(lc, "ensure_images", lambda lab, target, status: None)
     monkeypatch.setattr(lc, "images_for", lambda lab, target, store: images(tmp_path))
     monkeypatch.setattr(lc, "choose_accel", lambda *a: "tcg")

@@ -9,7 +9,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .paths import run_dir
+from ..paths import run_dir
 
 
 @dataclass

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from .cache import Artifact, Store, file_digest, hash_inputs
-from .config import Target
-from .deadline import Deadline
-from .errors import GuestError
-from .images import GuestImages
+from ..cache import Artifact, Store, file_digest, hash_inputs
+from ..config import Target
+from ..deadline import Deadline
+from ..errors import GuestError
+from ..images import GuestImages
 
 KIND = "snapshot"
 STATE = "state"
@@ -72,7 +72,7 @@ class Snapshot:
 
 def snapshot_for(target: Target, images: GuestImages, accel: str, smp: int, memory: int,
                  extra_cmdline: str, store: Store) -> Snapshot:
-    from .guest import qemu_command
+    from .qemu import qemu_command
     argv = qemu_command(target, images, RUN_PLACEHOLDER, PORT_PLACEHOLDER, accel, smp, memory,
                         extra_cmdline)
     inputs = {"format": FORMAT, "argv": argv, "qemu": qemu_identity(argv[0])}

@@ -20,16 +20,16 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from .config import Target
+from ..config import Target
 from .console import CPU_MARK, FATAL, KVM_FATAL, READY_MARK, ConsoleLog, findings
-from .deadline import Deadline
-from .errors import GuestError, LabError
-from .images import GuestImages
-from .interrupt import check as check_interrupt
-from .keys import ensure_client_key
-from .runner import require
-from .ssh import ConnectError, Connection, known_hosts_line
-from .paths import run_dir
+from ..deadline import Deadline
+from ..errors import GuestError, LabError
+from ..images import GuestImages
+from ..interrupt import check as check_interrupt
+from ..keys import ensure_client_key
+from ..runner import require
+from ..ssh import ConnectError, Connection, known_hosts_line
+from ..paths import run_dir
 from .state import GuestRecord, guest_dir, load, pid_is_qemu, remove
 
 BASE_CMDLINE = "console=ttyS0 rdinit=/sbin/init panic=-1"

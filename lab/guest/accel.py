@@ -15,10 +15,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from .config import Target
+from ..config import Target
 from .console import KVM_FATAL
-from .paths import cache_dir
-from .runner import require
+from ..paths import cache_dir
+from ..runner import require
 
 
 def _verdict_file() -> Path:

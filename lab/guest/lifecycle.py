@@ -7,15 +7,15 @@ from typing import Callable
 
 from . import snapshot
 from .accel import choose_accel
-from .cache import Store
-from .config import Lab, Target
-from .deadline import Deadline
-from .errors import GuestError, LabError
-from .guest import BootVerdict, Guest
-from .images import images_for, target_steps
-from .images.steps import plan
-from .paths import cache_dir
-from .ssh import Connection
+from ..cache import Store
+from ..config import Lab, Target
+from ..deadline import Deadline
+from ..errors import GuestError, LabError
+from .qemu import BootVerdict, Guest
+from ..images import images_for, target_steps
+from ..images.steps import plan
+from ..paths import cache_dir
+from ..ssh import Connection
 from .state import GuestRecord, all_records, load
 
 # Seconds between closing lab's first SSH session and saving the snapshot.
@@ -23,7 +23,7 @@ SETTLE_BEFORE_SAVE = 0.3
 
 
 def ensure_images(lab: Lab, target: Target, status: Callable[[str], None]) -> None:
-    from .build import build_targets
+    from ..build import build_targets
     store = Store(cache_dir())
     if plan(target_steps(lab, target), store).to_build:
         status(f"building images for {target.name}")
