@@ -151,7 +151,7 @@ class _Boot:
             # The running guest and every restore start from the same state: this
             # one gets fresh randomness too.
             guest.freshen(Deadline(self.timeout, "refresh after the snapshot"))
-        except (GuestError, LabError) as e:
+        except (GuestError, LabError, OSError) as e:    # OSError: a full or read-only cache
             if not guest.running():
                 guest.shutdown(hard_only=True)
                 raise
