@@ -9,7 +9,8 @@ how many failed outright. The console and the verdict of each bad boot are saved
 under --out; a guest whose SSH stays silent is examined before it is stopped
 (sysrq t, QEMU's interrupt state, and whether an e1000 link toggle revives SSH).
 
-    scripts/stress-boot.py TARGET [--boots N] [--busy K] [--soak-cycles C] [--out DIR] [--json]
+    scripts/stress-boot.py TARGET [--boots N] [--busy K] [--soak-cycles C] [--catch-exits]
+                           [--out DIR] [--json]
 
 --busy K runs K busy loops (default: one per host core) for the whole run.
 """
@@ -152,10 +153,33 @@ def examine_silent_ssh(guest, path: Path, arch: str) -> str:
     return result
 
 
-def one_boot(lab, target, n: int, out: Path, soak_cycles: int) -> dict:
+def examine_stopped_guest(guest, path: Path) -> str:
+    """A guest that asked QEMU to shut down or reset (kept by -no-shutdown): where
+    each CPU was, in registers and code, and QEMU's guest-error log. Returns the
+    run state."""
+    state = hmp(guest, "info status").strip()
+    parts = [state]
+    for command in ("info cpus", "info registers -a", "x/12i $pc - 24"):
+        parts += [f"--- {command} ---", hmp(guest, command)]
+    path.write_text("\n".join(parts) + "\n")
+    return state
+
+
+def catching_exits(target, out: Path, n: int):
+    """The target with QEMU kept alive when the guest shuts down or resets, and
+    guest errors and unimplemented device accesses logged, for one boot."""
+    args = ("-no-shutdown", "-d", "guest_errors,unimp", "-D", str(out / f"boot-{n}-qemu.log"))
+    # The guest stops printing when it stops: notice it sooner than a real hang.
+    return replace(target, qemu_args=target.qemu_args + args,
+                   timeouts=replace(target.timeouts, silence=min(target.timeouts.silence, 20.0)))
+
+
+def one_boot(lab, target, n: int, out: Path, soak_cycles: int, catch_exits: bool) -> dict:
     rec = {"boot": n, "outcome": "ok"}
     t0 = time.monotonic()
     images = images_for(lab, target, Store(cache_dir()))
+    if catch_exits:
+        target = catching_exits(target, out, n)
     guest = Guest.launch(target, images, f"stress-{n}", "tcg")
     try:
         t = target.timeouts
@@ -165,6 +189,10 @@ def one_boot(lab, target, n: int, out: Path, soak_cycles: int) -> dict:
         rec.update(outcome="would-retry" if e.emulator_fault else "failed", verdict=e.verdict,
                    seconds=round(time.monotonic() - t0, 2))
         (out / f"boot-{n}.txt").write_text(f"{e}\n\n--- console ---\n{e.console_tail}\n")
+        if catch_exits and e.verdict == "silent-hang":
+            state = examine_stopped_guest(guest, out / f"boot-{n}-stopped.txt")
+            if "shutdown" in state:
+                rec.update(outcome="would-retry", verdict="guest-shutdown")
         if e.verdict == "ssh-silent" and guest.running():
             rec["revived"] = examine_silent_ssh(guest, out / f"boot-{n}-examined.txt",
                                                 target.arch)
@@ -200,6 +228,9 @@ def main() -> int:
     p.add_argument("--soak-cycles", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("stress-results"))
     p.add_argument("--json", action="store_true")
+    p.add_argument("--catch-exits", action="store_true",
+                   help="keep QEMU when the guest shuts down or resets (-no-shutdown) and log "
+                        "guest errors, so a silent exit can be examined")
     args = p.parse_args()
     lab = load_lab()
     target = replace(lab.target(args.target), boot_retries=0)
@@ -210,7 +241,7 @@ def main() -> int:
     boots = []
     try:
         for n in range(1, args.boots + 1):
-            boots.append(one_boot(lab, target, n, args.out, args.soak_cycles))
+            boots.append(one_boot(lab, target, n, args.out, args.soak_cycles, args.catch_exits))
             b = boots[-1]
             print(f"[{time.strftime('%H:%M:%S')}] boot {n}/{args.boots}: {b['outcome']}"
                   f" {b.get('ready_seconds', b.get('seconds', ''))}s", file=sys.stderr)

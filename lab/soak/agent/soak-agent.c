@@ -346,7 +346,11 @@ static void full_scan(int procfd, const char *comm, int *named, int *zombies, in
 		if (ps.state == 'Z' && (lasting_zombie(pid, ps.start, nprev_zombie, baseline, now) ||
 					baseline))
 			(*zombies)++;
-		if (named && comm && strcmp(ps.comm, comm) == 0)
+		/* A thread on its way out (do_exit has begun, or it is dead and not yet
+		 * released) is past the module's code: kthread_stop() returns before the
+		 * task leaves /proc. Only a live one is "still there", as in threads_left(). */
+		if (named && comm && strcmp(ps.comm, comm) == 0 && ps.state != 'Z' &&
+		    ps.state != 'X' && !(ps.flags & PF_EXITING))
 			(*named)++;
 		if (nknown < MAX_TASKS) {
 			known[nknown].pid = pid;
