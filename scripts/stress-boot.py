@@ -215,7 +215,8 @@ def one_boot(lab, target, n: int, out: Path, soak_cycles: int, catch_exits: bool
                 rec["reason"] = res.summary["reason"]
     finally:
         conn.close()
-        guest.shutdown(soft_timeout=10)
+        # -no-shutdown keeps QEMU after a poweroff: then only QMP quit ends it.
+        guest.shutdown(soft_timeout=10, hard_only=catch_exits)
     return rec
 
 
