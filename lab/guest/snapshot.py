@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,7 @@ FORMAT = 1            # bump when what a snapshot holds, or how it is taken, cha
 RUN_PLACEHOLDER = Path("/lab-run")
 PORT_PLACEHOLDER = 0
 
-_digests: dict[tuple[str, int, int], str] = {}
+_identities: dict[tuple[str, int, int], dict[str, str]] = {}
 
 
 def enabled() -> bool:
@@ -45,14 +46,19 @@ def enabled() -> bool:
 
 
 def qemu_identity(binary: str) -> dict[str, str]:
-    """The QEMU build a snapshot belongs to: its resolved path and content digest."""
+    """The QEMU build a snapshot belongs to: the file run, its digest, and what it
+    says its version is (Debian's qemu-system-i386 is a shell wrapper around the
+    real binary, so the file alone would not change with an upgrade)."""
     path = shutil.which(binary) or binary
     real = os.path.realpath(path)
     st = os.stat(real)
     sig = (real, st.st_size, st.st_mtime_ns)
-    if sig not in _digests:
-        _digests[sig] = file_digest(Path(real))
-    return {"path": real, "sha256": _digests[sig]}
+    if sig not in _identities:
+        version = subprocess.run([real, "--version"], capture_output=True, text=True,
+                                 timeout=30).stdout.splitlines()[:1]
+        _identities[sig] = {"path": real, "sha256": file_digest(Path(real)),
+                            "version": version[0] if version else ""}
+    return _identities[sig]
 
 
 @dataclass(frozen=True)

@@ -122,3 +122,25 @@ def test_the_key_follows_images_machine_and_qemu_build(fake_qemu, tmp_path, monk
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{other}:{__import__('os').environ['PATH']}")
     assert key() != base
+
+
+def test_an_upgrade_behind_an_unchanged_wrapper_changes_the_key(fake_qemu, tmp_path, monkeypatch):
+    """Debian's qemu-system-i386 is a shell script that execs the real binary: the
+    version the script reports must count, not only the script's bytes."""
+    lab, store = load_lab(), Store(tmp_path / "store")
+    target = lab.target("i386-up")
+    bindir, version = tmp_path / "bin", tmp_path / "version"
+    bindir.mkdir()
+    wrapper = bindir / "qemu-system-i386"
+    wrapper.write_text(f'#!/bin/sh\necho "QEMU emulator version $(cat {version})"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{__import__('os').environ['PATH']}")
+
+    def key():
+        snapshot._identities.clear()     # a new `lab up` process
+        return snapshot.snapshot_for(target, images(tmp_path), "tcg", 1, target.memory, "",
+                                     store).artifact.key
+    version.write_text("7.2.22 (Debian 1:7.2+dfsg-7+deb12u18)")
+    before = key()
+    version.write_text("7.2.23 (Debian 1:7.2+dfsg-7+deb12u19)")
+    assert key() != before
