@@ -68,7 +68,9 @@ class Timeouts:
     ssh_command: float = 60.0  # one command over SSH
     shutdown: float = 20.0     # soft shutdown before the hard one
     # The guest said "sshd ready" but SSH never answers: give this boot up (and boot
-    # again once). Seen on alpha-es40 about once in 20 boots, cause not found yet.
+    # again once). Seen on alpha-es40 in 1 to 5 boots of 100 on a saturated host: the
+    # NIC neither receives nor completes a send, with e1000 and tulip alike, and no
+    # reset from inside the guest revives it: QEMU's clipper machine, not the guest.
     ssh_after_ready: float = 40.0
 
 
