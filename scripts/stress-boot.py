@@ -46,7 +46,7 @@ def busy_loops(k: int) -> list[subprocess.Popen]:
 
 def hmp(guest, command: str) -> str:
     try:
-        return str(guest.qmp("human-monitor-command", timeout=10, **{"command-line": command}))
+        return guest.hmp(command, timeout=10)
     except Exception as e:
         return f"({command} failed: {e})"
 

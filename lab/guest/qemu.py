@@ -371,9 +371,7 @@ class Guest:
         """QEMU's view of the network, one line, for the record when SSH or a soak's
         records go silent."""
         try:
-            return "QEMU info network: " + " | ".join(
-                str(self.qmp("human-monitor-command", timeout=3, **{"command-line": "info network"})
-                    ).split("\n"))
+            return "QEMU info network: " + " | ".join(self.hmp("info network").split("\n"))
         except Exception as e:
             return f"(QMP info network failed: {e})"
 
@@ -396,6 +394,11 @@ class Guest:
             return mon.cmd(command, **args) if args else mon.cmd(command)
         finally:
             mon.close()
+
+    def hmp(self, command: str, timeout: float = 3.0) -> str:
+        """One human-monitor command (info registers, sendkey, xp, ...) through QMP;
+        its output as text."""
+        return str(self.qmp("human-monitor-command", timeout=timeout, **{"command-line": command}))
 
     def shutdown(self, soft_timeout: float = 20.0, hard_only: bool = False) -> str:
         """Stop the guest: poweroff over SSH, then QMP quit, then SIGKILL. Always cleans up.

@@ -92,7 +92,7 @@ def capture_hang_evidence(guest: Guest, out: Path, agent_pid: int | None) -> Han
     sent = False
     for key in ("alt-sysrq-w", "alt-sysrq-t", "alt-sysrq-l"):
         try:
-            guest.qmp("human-monitor-command", timeout=5, **{"command-line": f"sendkey {key}"})
+            guest.hmp(f"sendkey {key}", timeout=5)
             sent = True
         except Exception as e:
             notes.append(f"QMP sendkey {key} failed: {e}")
@@ -110,8 +110,7 @@ def capture_hang_evidence(guest: Guest, out: Path, agent_pid: int | None) -> Han
             notes.append(f"sysrq over SSH failed too: {e}")
     time.sleep(2.0)
     try:
-        regs = guest.qmp("human-monitor-command", timeout=10, **{"command-line": "info registers -a"})
-        (out / "registers.txt").write_text(str(regs))
+        (out / "registers.txt").write_text(guest.hmp("info registers -a", timeout=10))
         notes.append("CPU registers saved to registers.txt")
     except Exception as e:
         notes.append(f"QMP register dump failed: {e}")
