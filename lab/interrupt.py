@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 STOP = threading.Event()
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -55,6 +56,19 @@ def install() -> Callable[[], None]:
         STOP.clear()
         _received.clear()
     return restore
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Hold stop signals back during a short, bounded exchange that must not be cut
+    in the middle (a QMP command runs an asyncio loop of its own: interrupted there,
+    it leaves a task behind that asyncio reports as a traceback). A signal that
+    arrives meanwhile is acted on as soon as the section ends."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def reason() -> str:

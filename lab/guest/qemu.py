@@ -26,6 +26,7 @@ from ..deadline import Deadline
 from ..errors import GuestError, LabError
 from ..images import GuestImages
 from ..interrupt import check as check_interrupt
+from ..interrupt import deferred as deferred_interrupt
 from ..keys import ensure_client_key
 from ..runner import require
 from ..ssh import ConnectError, Connection, known_hosts_line
@@ -387,13 +388,14 @@ class Guest:
     def qmp(self, command: str, timeout: float = 3.0, **args):
         """One QMP command through qemu.qmp; returns its result."""
         from qemu.qmp.legacy import QEMUMonitorProtocol
-        mon = QEMUMonitorProtocol(str(self.record.qmp_socket))
-        try:
-            mon.settimeout(timeout)   # the greeting too: a wedged QEMU must not hang lab
-            mon.connect(negotiate=True)
-            return mon.cmd(command, **args) if args else mon.cmd(command)
-        finally:
-            mon.close()
+        with deferred_interrupt():    # bounded by ``timeout``: a Ctrl-C lands right after
+            mon = QEMUMonitorProtocol(str(self.record.qmp_socket))
+            try:
+                mon.settimeout(timeout)   # the greeting too: a wedged QEMU must not hang lab
+                mon.connect(negotiate=True)
+                return mon.cmd(command, **args) if args else mon.cmd(command)
+            finally:
+                mon.close()
 
     def hmp(self, command: str, timeout: float = 3.0) -> str:
         """One human-monitor command (info registers, sendkey, xp, ...) through QMP;
