@@ -173,10 +173,12 @@ def test_zombie_made_during_the_soak_fails(lab, built, tmp_path):
 def test_threads_are_found_after_the_pid_counter_wraps(lab, built, running, tmp_path):
     """A long soak hands out more PIDs than pid_max (about 6500 cycles of five threads
     at the default 32768); new threads then get PIDs from 300 up again, below tasks
-    that outlived the last wrap. With pid_max at 1024 the counter wraps about every
-    140 cycles."""
+    that outlived the last wrap. With pid_max at 600 and five new PIDs a cycle, the
+    first wrap comes near cycle 100 and then one every 60 cycles (300 PIDs from 300
+    to 599): four in 300 cycles. At 1024 there were only one or two, as the
+    guest's other tasks happened to take PIDs or not."""
     with running("alpha-ds20") as (guest, conn):
-        conn.run("echo 1024 > /proc/sys/kernel/pid_max")
+        conn.run("echo 600 > /proc/sys/kernel/pid_max")
         res = soak(lab, "alpha-ds20", tmp_path, cycles=300)
     assert res.verdict == "pass", explain(res)
     cycles = [r for r in records(tmp_path) if r["type"] == "cycle"]
