@@ -27,6 +27,9 @@ FATAL = {"panic", "oops", "bug", "oom"}   # the kernel crashed (or ran out of me
 STUCK = {"soft-lockup", "rcu-stall", "hung-task"}  # the kernel says it is stuck: a hang verdict
 
 READY_MARK = "lab-guest: sshd ready"
+# rcS could not ping the user-mode network's gateway: the guest's NIC passes no
+# packets, SSH will never answer.
+NO_NETWORK_MARK = re.compile(r"lab-guest: no network: (.+?)\s*$", re.M)
 # The guest shutting down on request (`lab down`, poweroff in the guest), not crashing.
 SHUTDOWN = re.compile(r"The system is going down|reboot: (Power down|Restarting|System halted)")
 CPU_MARK = re.compile(r"lab-guest: cpu (.+?)\s*$", re.M)

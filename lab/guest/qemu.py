@@ -21,7 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..config import Target
-from .console import CPU_MARK, FATAL, KVM_FATAL, READY_MARK, ConsoleLog, findings
+from .console import (CPU_MARK, FATAL, KVM_FATAL, NO_NETWORK_MARK, READY_MARK, ConsoleLog,
+                      findings)
 from ..deadline import Deadline
 from ..errors import GuestError, LabError
 from ..images import GuestImages
@@ -34,6 +35,13 @@ from ..paths import run_dir
 from .state import GuestRecord, guest_dir, load, pid_is_qemu, remove
 
 BASE_CMDLINE = "console=ttyS0 rdinit=/sbin/init panic=-1"
+# The devices every guest gets besides its console (the NIC on netdev "net0").
+# virtio-net, not an emulated e1000: QEMU's e1000 holds every received frame for
+# one second of guest time after each write of its receive control register, and
+# the driver writes it when the interface opens, so the first SSH connection of a
+# boot waited up to a second for nothing.
+# virtio-rng: host entropy, the guest's SSH server needs random numbers at once.
+GUEST_DEVICES = ("-device", "virtio-net-pci,netdev=net0", "-device", "virtio-rng-pci")
 # Seconds a starting QEMU gets to bind its SSH forwarding port (it does so before
 # the guest runs; a busy host can delay it).
 PORT_WAIT = 10.0
@@ -57,8 +65,9 @@ class BootVerdict(GuestError):
     @property
     def emulator_fault(self) -> bool:
         """A boot lost to the emulation, not to the kernel: worth one more boot. Either QEMU
-        exited silently, or the guest reached user space and its SSH server never answered."""
-        return self.silent_exit or self.verdict == "ssh-silent"
+        exited silently, or the guest reached user space and its network passed no packet
+        (its own ping of the gateway failed, or SSH never answered)."""
+        return self.silent_exit or self.verdict in ("ssh-silent", "no-network")
 
 
 def free_port() -> int:
@@ -118,11 +127,7 @@ def qemu_command(target: Target, images: GuestImages, run: Path, port: int, acce
         "-serial", "chardev:con0",
         "-qmp", f"unix:{run / 'qmp.sock'},server=on,wait=off",
         "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:22",
-        # No emulated autonegotiation: the link is up as soon as the driver looks,
-        # instead of at the e1000 watchdog's next run two seconds later.
-        "-device", "e1000,netdev=net0,autonegotiation=off",
-        # Host entropy: the guest's SSH server needs random numbers at once.
-        "-device", "virtio-rng-pci",
+        *GUEST_DEVICES,
         *(["-bios", str(images.bios)] if images.bios else []),
         *target.qemu_args,
         *(["-incoming", incoming] if incoming else []),
@@ -246,12 +251,15 @@ class Guest:
                 raise BootVerdict("kvm-failure", "KVM could not run the guest: "
                                   + self.stderr().strip().splitlines()[0], self.console.tail())
             self._raise_if_exited("before SSH was ready")
-            if new and not ready:
+            if new:
                 user = self.console.user_text()
                 if m := CPU_MARK.search(user):
                     self.record.cpu_model = m.group(1)
-                if READY_MARK in user:
+                if READY_MARK in user and not ready:
                     ready, ready_at = True, time.monotonic()
+                if m := NO_NETWORK_MARK.search(user):
+                    raise BootVerdict("no-network", f"the guest's network passes no packets: "
+                                      f"{m.group(1)}; {self.nic_state()}", self.console.tail())
             if ready and time.monotonic() >= next_try:
                 # One attempt at a time, spaced out: sshd limits unauthenticated
                 # connections, and a storm of them locks us out.

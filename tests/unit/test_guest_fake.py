@@ -25,7 +25,7 @@ def test_command_line_has_console_log_qmp_and_port(tmp_path):
     s = " ".join(argv)
     assert argv[0] == "qemu-system-alpha"
     assert "-M clipper -cpu ev67 -smp 4 -m 512 -accel tcg" in s
-    assert "user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22" in s and "e1000,netdev=net0" in s
+    assert "user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22" in s and "virtio-net-pci,netdev=net0" in s
     assert f"logfile={tmp_path}/console.log" in s and f"unix:{tmp_path}/qmp.sock" in s
     assert "panic=-1" in s and "-no-reboot" in argv
 
@@ -231,3 +231,16 @@ def test_ssh_silent_after_ready_is_an_emulator_fault(fake_qemu):
     assert e.value.verdict == "ssh-silent" and e.value.emulator_fault
     assert time.monotonic() - t0 < 15
     assert "SSH never answered" in str(e.value) and "info network" in str(e.value)
+
+
+def test_a_guest_that_reports_no_network_is_given_up_at_once(fake_qemu):
+    # rcS pings the gateway after the ready mark; when that fails it says so, and
+    # lab must not spend ssh_after_ready waiting for an SSH server nobody can reach
+    g = launch(fake_qemu, "nonet")
+    t0 = time.monotonic()
+    with pytest.raises(BootVerdict) as e:
+        g.wait_ready(Deadline(60), silence=50, ssh_after_ready=40.0)
+    g.shutdown(hard_only=True)
+    assert e.value.verdict == "no-network" and e.value.emulator_fault
+    assert time.monotonic() - t0 < 20
+    assert "5 pings of the gateway 10.0.2.2 lost" in str(e.value)
