@@ -7,7 +7,7 @@ off here, so every fault shows: a run reports how many boots `lab up` would
 have retried (QEMU exiting silently, SSH silent after the guest said ready) and
 how many failed outright. The console and the verdict of each bad boot are saved
 under --out; a guest whose SSH stays silent is examined before it is stopped
-(sysrq t, QEMU's interrupt state, and whether an e1000 link toggle revives SSH).
+(sysrq t, QEMU's interrupt and virtqueue state, and whether a link toggle revives SSH).
 
     scripts/stress-boot.py TARGET [--boots N] [--busy K] [--soak-cycles C] [--catch-exits]
                            [--out DIR] [--json]
@@ -67,27 +67,23 @@ def console_commands(guest, commands: str, wait: float = 8.0) -> list[str]:
     return guest.console.lines[start:]
 
 
-# e1000 registers worth reading on a stalled NIC (offsets in its MMIO BAR); none
-# of them is cleared by reading, unlike ICR and the statistics counters.
-E1000_REGISTERS = {"CTRL": 0x0, "STATUS": 0x8, "IMS": 0xD0, "RCTL": 0x100, "TCTL": 0x400,
-                   "RDBAL": 0x2800, "RDLEN": 0x2808, "RDH": 0x2810, "RDT": 0x2818,
-                   "TDH": 0x3810, "TDT": 0x3818}
-# Where PCI memory appears in the CPU's physical address space (Typhoon: pchip 0).
-PCI_MEMORY_BASE = {"alpha": 0x80000000000, "i386": 0}
-
-
-def e1000_registers(guest, arch: str) -> list[str]:
-    """The e1000's receive and transmit registers, read by QEMU (no guest involved)."""
-    import re
-    pci = hmp(guest, "info pci")
-    m = re.search(r"Ethernet controller: PCI device 8086:100e.*?BAR0: 32 bit memory at "
-                  r"(0x[0-9a-f]+)", pci, re.S)
-    if not m:
-        return ["(no e1000 BAR0 in info pci)", pci]
-    base = PCI_MEMORY_BASE[arch] + int(m.group(1), 16)
-    out = [f"e1000 BAR0 at {base:#x}"]
-    for name, off in E1000_REGISTERS.items():
-        out.append(f"{name:7} {hmp(guest, f'xp /1wx {base + off:#x}').strip()}")
+def virtio_net_queues(guest) -> list[str]:
+    """The NIC's virtqueues as QEMU sees them (no guest involved): indexes of the
+    receive and transmit rings, and the receive ring's next element as QEMU reads it
+    from guest memory, which is the DMA path a stalled NIC would have lost."""
+    try:
+        devices = guest.qmp("x-query-virtio", timeout=10)
+        path = next(d["path"] for d in devices if d["name"] == "virtio-net")
+    except Exception as e:
+        return [f"(x-query-virtio failed: {e})"]
+    out = [f"virtio-net at {path}"]
+    for queue, name in ((0, "rx"), (1, "tx")):
+        for command in ("x-query-virtio-queue-status", "x-query-virtio-queue-element"):
+            try:
+                out.append(f"{name} {command}: "
+                           + json.dumps(guest.qmp(command, timeout=10, path=path, queue=queue)))
+            except Exception as e:
+                out.append(f"{name} {command} failed: {e}")
     return out
 
 
@@ -102,12 +98,12 @@ def ssh_answers(guest, tries: int = 5) -> bool:
     return False
 
 
-def examine_silent_ssh(guest, path: Path, arch: str) -> str:
+def examine_silent_ssh(guest, path: Path) -> str:
     """While a guest whose SSH stays silent still runs: its tasks (sysrq t through
-    the keyboard), QEMU's interrupt state, the e1000's registers read twice, QEMU's
-    e1000 trace events during an SSH attempt, what the guest itself says on its
-    serial console (counters, ARP, a ping of the gateway), then whether an e1000
-    link toggle, and after it taking eth0 down and up in the guest, revives SSH.
+    the keyboard), QEMU's interrupt state, the NIC's virtqueues read twice, QEMU's
+    virtqueue trace events during an SSH attempt, what the guest itself says on its
+    serial console (counters, ARP, a ping of the gateway), then whether a link
+    toggle, and after it taking eth0 down and up in the guest, revives SSH.
     Returns what revived it, if anything."""
     guest.console.poll()
     start = len(guest.console.lines)
@@ -117,24 +113,24 @@ def examine_silent_ssh(guest, path: Path, arch: str) -> str:
     parts = ["--- sysrq t ---", *guest.console.lines[start:]]
     for command in ("info irq", "info pic", "info network", "info pci"):
         parts += [f"--- {command} ---", hmp(guest, command)]
-    parts += ["--- e1000 registers ---", *e1000_registers(guest, arch)]
-    # QEMU's e1000 trace events (to its stderr) while one more SSH attempt is made.
+    parts += ["--- virtio-net queues ---", *virtio_net_queues(guest)]
+    # QEMU's virtqueue trace events (to its stderr) while one more SSH attempt is made.
     stderr_before = len(guest.stderr())
-    hmp(guest, "log trace:e1000*")
-    parts += [f"--- SSH attempt with e1000 tracing: answered={ssh_answers(guest, 1)} ---"]
+    hmp(guest, "log trace:virtqueue_*,trace:virtio_queue_notify,trace:virtio_notify*")
+    parts += [f"--- SSH attempt with virtqueue tracing: answered={ssh_answers(guest, 1)} ---"]
     hmp(guest, "log none")
     parts += [guest.stderr()[stderr_before:][-6000:]]
-    parts += ["--- e1000 registers, again ---", *e1000_registers(guest, arch)]
+    parts += ["--- virtio-net queues, again ---", *virtio_net_queues(guest)]
     # The serial console's shell does not need the network: ask the guest itself.
     parts += ["--- the guest, asked on its serial console ---",
               *console_commands(guest, "cat /proc/interrupts; cd /sys/class/net/eth0/statistics; "
                                 "grep . rx_packets tx_packets rx_missed_errors rx_errors "
                                 "tx_errors; cd /; cat /proc/net/arp; cat /proc/net/tcp; "
-                                "for d in /sys/bus/pci/devices/*; do grep -q 0x100e $d/device "
+                                "for d in /sys/bus/pci/devices/*; do grep -q 0x1af4 $d/vendor "
                                 "&& od -An -tx1 -N8 $d/config; done; "
                                 "ping -c 1 -W 2 10.0.2.2; cat /proc/net/arp; "
                                 "cat /sys/class/net/eth0/statistics/rx_packets", wait=10)]
-    # Down longer than the e1000 driver's 2-s watchdog, so a live driver logs both edges.
+    # Down for long enough that the guest's driver sees both edges.
     start = len(guest.console.lines)
     hmp(guest, "set_link net0 off")
     time.sleep(5)
@@ -193,9 +189,8 @@ def one_boot(lab, target, n: int, out: Path, soak_cycles: int, catch_exits: bool
             state = examine_stopped_guest(guest, out / f"boot-{n}-stopped.txt")
             if "shutdown" in state:
                 rec.update(outcome="would-retry", verdict="guest-shutdown")
-        if e.verdict == "ssh-silent" and guest.running():
-            rec["revived"] = examine_silent_ssh(guest, out / f"boot-{n}-examined.txt",
-                                                target.arch)
+        if e.verdict in ("ssh-silent", "no-network") and guest.running():
+            rec["revived"] = examine_silent_ssh(guest, out / f"boot-{n}-examined.txt")
         guest.shutdown(hard_only=True)
         return rec
     except BaseException:

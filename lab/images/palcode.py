@@ -10,6 +10,7 @@ targets that need it boot it with `-bios`.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 import tarfile
@@ -29,6 +30,7 @@ QEMU_PACKAGE = "qemu-system-misc"   # the binary package that ships qemu-system-
 TOOLCHAIN = "alpha-linux-gnu-"
 
 
+@functools.lru_cache(maxsize=None)
 def qemu_source_version() -> str:
     """The source version QEMU was built from (binary rebuilds add "+bN" to the binary's)."""
     debian_package_version(QEMU_PACKAGE)  # installed, or a LabError naming the package
