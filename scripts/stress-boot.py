@@ -9,10 +9,11 @@ how many failed outright. The console and the verdict of each bad boot are saved
 under --out; a guest whose SSH stays silent is examined before it is stopped
 (sysrq t, QEMU's interrupt and virtqueue state, and whether a link toggle revives SSH).
 
-    scripts/stress-boot.py TARGET [--boots N] [--busy K] [--soak-cycles C] [--catch-exits]
-                           [--out DIR] [--json]
+    scripts/stress-boot.py TARGET [--boots N] [--busy K] [--compile K] [--soak-cycles C]
+                           [--catch-exits] [--out DIR] [--json]
 
---busy K runs K busy loops (default: one per host core) for the whole run.
+--busy K runs K busy loops (default: one per host core) for the whole run, and
+--compile K as many compiler loops beside them, the load of a parallel build.
 """
 
 import argparse
@@ -41,6 +42,15 @@ from lab.soak import SoakOptions, run_soak  # noqa: E402
 
 def busy_loops(k: int) -> list[subprocess.Popen]:
     return [subprocess.Popen(["sh", "-c", "while :; do :; done"], start_new_session=True)
+            for _ in range(k)]
+
+
+def compile_loops(k: int) -> list[subprocess.Popen]:
+    """K compilers at work all the time, the load of a parallel build: short-lived
+    processes, memory and cache pressure (the soak agent's C source, at -O2)."""
+    source = Path(__file__).resolve().parent.parent / "lab/soak/agent/soak-agent.c"
+    return [subprocess.Popen(["sh", "-c", f"while :; do gcc -O2 -c -o /dev/null {source}; done"],
+                             start_new_session=True, stderr=subprocess.DEVNULL)
             for _ in range(k)]
 
 
@@ -221,6 +231,8 @@ def main() -> int:
     p.add_argument("--boots", type=int, default=30)
     p.add_argument("--busy", type=int, default=os.cpu_count() or 1,
                    help="busy loops for the whole run (0: an idle host)")
+    p.add_argument("--compile", type=int, default=0,
+                   help="compiler loops besides the busy loops, like a parallel build")
     p.add_argument("--soak-cycles", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("stress-results"))
     p.add_argument("--json", action="store_true")
@@ -233,7 +245,7 @@ def main() -> int:
     ensure_images(lab, target, lambda m: None)
     args.out.mkdir(parents=True, exist_ok=True)
     interrupt.install()  # Ctrl-C or SIGTERM: the guest of the boot under way is stopped too
-    loops = busy_loops(args.busy)
+    loops = busy_loops(args.busy) + compile_loops(args.compile)
     boots = []
     try:
         for n in range(1, args.boots + 1):
@@ -248,7 +260,7 @@ def main() -> int:
     ready = [b["ready_seconds"] for b in boots if "ready_seconds" in b]
     summary = {
         "target": args.target, "boots": len(boots), "busy_loops": args.busy,
-        "cores": os.cpu_count(), "soak_cycles": args.soak_cycles,
+        "compile_loops": args.compile, "cores": os.cpu_count(), "soak_cycles": args.soak_cycles,
         "outcomes": {k: sum(1 for b in boots if b["outcome"] == k)
                      for k in sorted({b["outcome"] for b in boots})},
         "ready_p50_s": round(statistics.median(ready), 2) if ready else None,
@@ -259,7 +271,8 @@ def main() -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"{args.target}: {summary['boots']} boots with {args.busy} busy loop(s) on "
+        print(f"{args.target}: {summary['boots']} boots with {args.busy} busy loop(s) and "
+              f"{args.compile} compiler loop(s) on "
               f"{summary['cores']} cores: {summary['outcomes']}; SSH ready p50 "
               f"{summary['ready_p50_s']} s, max {summary['ready_max_s']} s; "
               f"details in {args.out}/")
