@@ -15,7 +15,6 @@ by one untimed `lab up` first if there is none).
 
 import argparse
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -29,19 +28,25 @@ from lab.guest import snapshot  # noqa: E402
 from lab.build import build_targets  # noqa: E402
 from lab.cache import Store  # noqa: E402
 from lab.config import load_lab  # noqa: E402
+from lab.guest.console import KERNEL_MESSAGE  # noqa: E402
 from lab.guest.qemu import BASE_CMDLINE, GUEST_DEVICES  # noqa: E402
 from lab.images import images_for  # noqa: E402
 from lab.guest.lifecycle import up  # noqa: E402
 from lab.paths import cache_dir  # noqa: E402
 
 
-# What the one-shot init prints, on a line of its own (the kernel's echo of its
-# command line has it too, but after a timestamp).
-BARE_MARK = re.compile(rb"(^|\n)lab-bare-init\r?\n")
+# What the one-shot init prints, found in the console output with the kernel's
+# messages cut out: its echo of the command line has the mark too, and a message
+# printed meanwhile can land in the middle of the init's line.
+BARE_MARK = "lab-bare-init"
+
+
+def init_has_spoken(output: bytes) -> bool:
+    return BARE_MARK in KERNEL_MESSAGE.sub("", output.decode(errors="replace"))
 
 
 def bare_boot(target, im) -> float:
-    cmdline = BASE_CMDLINE.replace("rdinit=/sbin/init", "rdinit=/bin/echo") + " -- lab-bare-init"
+    cmdline = BASE_CMDLINE.replace("rdinit=/sbin/init", "rdinit=/bin/echo") + " -- " + BARE_MARK
     argv = [target.spec.qemu, "-M", target.machine, "-cpu", target.cpu, "-smp", str(target.smp),
             "-m", str(target.memory), "-accel", "tcg", "-kernel", str(im.kernel),
             "-initrd", str(im.initramfs), "-append", cmdline, "-display", "none",
@@ -52,7 +57,7 @@ def bare_boot(target, im) -> float:
     with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE) as p:
         try:
             seen = b""
-            while not BARE_MARK.search(seen):
+            while not init_has_spoken(seen):
                 if time.monotonic() - t0 > 120:
                     raise TimeoutError(f"{target.name}: no output of the one-shot init in 120 s")
                 chunk = os.read(p.stdout.fileno(), 65536)
