@@ -2,8 +2,9 @@
 """Boot times per target: bare kernel boot vs `lab up` to SSH-ready, cold and
 from the post-boot snapshot, side by side in one run.
 
-Bare boot: QEMU start to the line a one-shot init (the image's busybox `echo` as
-PID 1) prints on the serial console: firmware, kernel start-up and one exec, and
+Bare boot: QEMU start to the line a one-shot init (the image's busybox shell as
+PID 1, `echo` and `read` builtins) prints on the serial console: firmware, kernel
+start-up and one exec, and
 not QEMU's exit nor the kernel's power-off path, which on the 4-CPU Alpha took
 longer than a whole `lab up`.
 lab up: `lab up` called to an SSH command answered, what a user waits for;
@@ -46,7 +47,11 @@ def init_has_spoken(output: bytes) -> bool:
 
 
 def bare_boot(target, im) -> float:
-    cmdline = BASE_CMDLINE.replace("rdinit=/sbin/init", "rdinit=/bin/echo") + " -- " + BARE_MARK
+    # A shell that prints the mark with a builtin and then waits on its console: an
+    # init that exits panics the kernel, and on SMP the panic can stop the CPUs
+    # before the serial port has sent the line.
+    cmdline = (BASE_CMDLINE.replace("rdinit=/sbin/init", "rdinit=/bin/sh")
+               + f' -- -c "echo {BARE_MARK}; read forever"')
     argv = [target.spec.qemu, "-M", target.machine, "-cpu", target.cpu, "-smp", str(target.smp),
             "-m", str(target.memory), "-accel", "tcg", "-kernel", str(im.kernel),
             "-initrd", str(im.initramfs), "-append", cmdline, "-display", "none",
