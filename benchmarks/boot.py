@@ -53,7 +53,8 @@ def bare_boot(target, im) -> float:
     cmdline = (BASE_CMDLINE.replace("rdinit=/sbin/init", "rdinit=/bin/sh")
                + f' -- -c "echo {BARE_MARK}; read forever"')
     argv = [target.spec.qemu, "-M", target.machine, "-cpu", target.cpu, "-smp", str(target.smp),
-            "-m", str(target.memory), "-accel", "tcg", "-kernel", str(im.kernel),
+            "-m", str(target.memory), "-accel", target.spec.tcg_accel(target.smp),
+            "-kernel", str(im.kernel),
             "-initrd", str(im.initramfs), "-append", cmdline, "-display", "none",
             "-monitor", "none", "-serial", "stdio", "-no-reboot",
             "-netdev", "user,id=net0", *GUEST_DEVICES, *(["-bios", str(im.bios)] if im.bios else []),

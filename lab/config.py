@@ -32,6 +32,17 @@ class ArchSpec:
     user_qemu: str          # qemu-user binary to run guest programs on the host
     host_kvm_arch: str | None  # host `uname -m` on which KVM could run this guest
     snapshot_blocker: str | None = None  # why its guests cannot be snapshotted, if they cannot
+    # Why an SMP guest of this arch runs all its vCPUs on one host thread under TCG
+    # (-accel tcg,thread=single), if it must.
+    one_tcg_thread: str | None = None
+
+    def tcg_accel(self, smp: int) -> str:
+        """QEMU's -accel value for a TCG guest with ``smp`` vCPUs."""
+        return "tcg,thread=single" if self.one_tcg_thread and smp > 1 else "tcg"
+
+    def host_threads(self, smp: int) -> int:
+        """Host threads a TCG guest keeps busy: one per vCPU, or one in all."""
+        return 1 if self.tcg_accel(smp) != "tcg" else smp
 
 
 ARCHES: dict[str, ArchSpec] = {
@@ -55,7 +66,20 @@ ARCHES: dict[str, ArchSpec] = {
         # a guest whose interrupt masks and PCI windows are back at reset.
         snapshot_blocker="qemu-system-alpha 7.2 cannot snapshot Alpha guests: saving their "
                          "RAM divides by zero (SIGFPE) and the Typhoon chipset state is not "
-                         "saved at all"),
+                         "saved at all",
+        # Measured on Debian's 7.2 (issue 13): with one host thread per vCPU, a vCPU
+        # can still use its TLB's MMIO entries after another vCPU changed the memory
+        # map (PCI BAR assignment at boot), and QEMU then resolves them against the
+        # new map: the access lands in another device. tcg_commit() publishes the new
+        # map to every CPU at once but only queues the other CPUs' TLB flushes. An
+        # idle CPU's clock-interrupt read of the Typhoon Cchip's MISC register went
+        # to "pci0-iack" + 0x80 instead, the CPU took a machine check in PALcode and
+        # halted, and QEMU exited 0 (the silent exit in PCI enumeration); a stray
+        # write into the chipset is what left DMA, and with it the NIC, dead on
+        # alpha-es40. With one thread for all vCPUs the flush is immediate.
+        one_tcg_thread="qemu-system-alpha 7.2 misroutes MMIO accesses of one vCPU while "
+                       "another changes the memory map (multi-threaded TCG), which halts "
+                       "or cripples SMP Alpha guests at boot"),
 }
 
 
@@ -219,7 +243,7 @@ def _positive(r: _Reader, name: str, value: float, maximum: float | None = None)
 
 def timeout_factor(vcpus: int = 1) -> float:
     """What every timeout (boot, silence, SSH, shutdown, the soak's cycle deadline and
-    hold limit) of a guest with ``vcpus`` is multiplied by. Check thresholds (load and
+    hold limit) of a guest that keeps ``vcpus`` host threads busy is multiplied by. Check thresholds (load and
     unload times) are not: they judge the module."""
     return timeout_policy(vcpus)[0]
 
@@ -233,7 +257,7 @@ def timeout_policy(vcpus: int = 1) -> tuple[float, str]:
         load = read_load()
         factor = auto_factor(vcpus, load)
         return factor, (f"auto: load {load.runnable:.2f} on {load.cores} cores, "
-                        f"{vcpus} vCPU(s): x{factor:g}")
+                        f"{vcpus} vCPU thread(s): x{factor:g}")
     try:
         factor = float(raw)
     except ValueError:
@@ -259,7 +283,7 @@ def load_target(path: Path) -> Target:
     boot_retries = r.get("boot_retries", int, 1)
     if not 0 <= boot_retries <= 5:
         raise ConfigError(str(path), "boot_retries", f"{boot_retries!r} is out of range; valid: 0..5")
-    factor, policy = timeout_policy(smp)
+    factor, policy = timeout_policy(spec.host_threads(smp))
     t = r.sub("timeouts", {})
     assert t is not None
     t.only(tuple(Timeouts.__dataclass_fields__))

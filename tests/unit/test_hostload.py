@@ -28,16 +28,21 @@ def test_policy_is_auto_unless_set_and_says_why(monkeypatch):
     monkeypatch.delenv("LAB_TIMEOUT_FACTOR", raising=False)
     monkeypatch.setattr("lab.hostload.read_load", lambda: HostLoad(2, 2.0))
     factor, why = timeout_policy(4)
-    assert factor == 4.0 and why.startswith("auto: load 2.00 on 2 cores, 4 vCPU(s)")
-    # the target's own vCPUs decide its factor
+    assert factor == 4.0 and why.startswith("auto: load 2.00 on 2 cores, 4 vCPU thread(s)")
+    # the host threads of the target's vCPUs decide its factor: one per vCPU for
+    # i386-smp, one in all for alpha-es40 (single-threaded TCG)
     monkeypatch.setattr("lab.hostload.read_load", lambda: HostLoad(2, 0.0))
     lab = load_lab()
-    calm = lab.target("alpha-es40").timeouts.boot
+    calm = {t: lab.target(t).timeouts.boot for t in ("alpha-es40", "i386-smp")}
     monkeypatch.setattr("lab.hostload.read_load", lambda: HostLoad(2, 1.0))
     busy = load_lab()
-    assert busy.target("alpha-es40").timeouts.boot == calm * 2.0
+    assert busy.target("i386-smp").timeouts.boot == calm["i386-smp"] * 2.0
+    assert busy.target("alpha-es40").timeouts.boot == calm["alpha-es40"]
+    monkeypatch.setattr("lab.hostload.read_load", lambda: HostLoad(2, 1.8))
+    busier = load_lab()
+    assert busier.target("alpha-es40").timeouts.boot == calm["alpha-es40"] * 2.0
     # the factor the timeouts got is kept with the target, for the soak and its summary
-    assert busy.target("alpha-es40").timeout_factor == 2.0
+    assert busier.target("alpha-es40").timeout_factor == 2.0
     assert busy.target("alpha-es40").timeout_policy.startswith("auto: load 1.00 on 2 cores")
     assert busy.target("i386-up").timeouts.boot == lab.target("i386-up").timeouts.boot
     monkeypatch.setenv("LAB_TIMEOUT_FACTOR", "1")
