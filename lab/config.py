@@ -37,8 +37,14 @@ class ArchSpec:
     one_tcg_thread: str | None = None
 
     def tcg_accel(self, smp: int) -> str:
-        """QEMU's -accel value for a TCG guest with ``smp`` vCPUs."""
-        return "tcg,thread=single" if self.one_tcg_thread and smp > 1 else "tcg"
+        """QEMU's -accel value for a TCG guest with ``smp`` vCPUs. LAB_TCG_THREAD=multi
+        or =single overrides the arch's choice (a QEMU without the fault, a benchmark)."""
+        choice = os.environ.get("LAB_TCG_THREAD", "auto")
+        if choice not in ("auto", "multi", "single"):
+            raise LabError(f"LAB_TCG_THREAD={choice!r}: valid are auto, multi, single")
+        if choice == "auto":
+            choice = "single" if self.one_tcg_thread else "multi"
+        return "tcg,thread=single" if choice == "single" and smp > 1 else "tcg"
 
     def host_threads(self, smp: int) -> int:
         """Host threads a TCG guest keeps busy: one per vCPU, or one in all."""

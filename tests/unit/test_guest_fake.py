@@ -9,6 +9,7 @@ import pytest
 
 from lab.config import load_lab
 from lab.deadline import Deadline
+from lab.errors import LabError
 from lab.guest.qemu import BootVerdict, Guest, qemu_command
 from lab.guest.state import all_records, load
 
@@ -258,3 +259,18 @@ def test_smp_alpha_guests_run_on_one_tcg_thread_and_others_on_one_per_vcpu(tmp_p
     assert accel("i386-smp") == "tcg"
     kvm = qemu_command(lab.target("i386-smp"), images(tmp_path), tmp_path, 2222, "kvm", 4, 512)
     assert kvm[kvm.index("-accel") + 1] == "kvm"
+
+
+def test_tcg_threading_can_be_chosen(tmp_path, monkeypatch):
+    lab = load_lab()
+    def accel(name):
+        t = lab.target(name)
+        argv = qemu_command(t, images(tmp_path), tmp_path, 2222, "tcg", t.smp, 512)
+        return argv[argv.index("-accel") + 1]
+    monkeypatch.setenv("LAB_TCG_THREAD", "multi")
+    assert accel("alpha-es40") == "tcg"
+    monkeypatch.setenv("LAB_TCG_THREAD", "single")
+    assert accel("i386-smp") == "tcg,thread=single" and accel("i386-up") == "tcg"
+    monkeypatch.setenv("LAB_TCG_THREAD", "two")
+    with pytest.raises(LabError, match="LAB_TCG_THREAD"):
+        accel("alpha-es40")
