@@ -80,9 +80,10 @@ ARCHES: dict[str, ArchSpec] = {
         # map to every CPU at once but only queues the other CPUs' TLB flushes. An
         # idle CPU's clock-interrupt read of the Typhoon Cchip's MISC register went
         # to "pci0-iack" + 0x80 instead, the CPU took a machine check in PALcode and
-        # halted, and QEMU exited 0 (the silent exit in PCI enumeration); a stray
-        # write into the chipset is what left DMA, and with it the NIC, dead on
-        # alpha-es40. With one thread for all vCPUs the flush is immediate.
+        # halted, and QEMU exited 0 (the silent exit in PCI enumeration). alpha-es40's
+        # dead NIC (no DMA either way, e1000 and tulip alike) fits a stray write into
+        # the chipset; not caught in the act. With one thread for all vCPUs the flush
+        # is immediate.
         one_tcg_thread="qemu-system-alpha 7.2 misroutes MMIO accesses of one vCPU while "
                        "another changes the memory map (multi-threaded TCG), which halts "
                        "or cripples SMP Alpha guests at boot"),
@@ -98,9 +99,11 @@ class Timeouts:
     ssh_command: float = 60.0  # one command over SSH
     shutdown: float = 20.0     # soft shutdown before the hard one
     # The guest said "sshd ready" but SSH never answers: give this boot up (and boot
-    # again once). Seen on alpha-es40 in 1 to 5 boots of 100 on a saturated host: the
-    # NIC neither receives nor completes a send, with e1000 and tulip alike, and no
-    # reset from inside the guest revives it: QEMU's clipper machine, not the guest.
+    # again once). A guest whose NIC passes no packet says so itself within about
+    # 10 s (rcS pings the gateway, verdict no-network); this is the limit for the
+    # rest. Seen only on alpha-es40 under multi-threaded TCG (1 to 5 boots of 100
+    # on a saturated host), which is why SMP Alpha now runs on one TCG thread
+    # (ArchSpec.one_tcg_thread).
     ssh_after_ready: float = 40.0
 
 

@@ -194,7 +194,9 @@ def one_boot(lab, target, n: int, out: Path, soak_cycles: int, catch_exits: bool
     except BootVerdict as e:
         rec.update(outcome="would-retry" if e.emulator_fault else "failed", verdict=e.verdict,
                    seconds=round(time.monotonic() - t0, 2))
-        (out / f"boot-{n}.txt").write_text(f"{e}\n\n--- console ---\n{e.console_tail}\n")
+        guest.console.poll()   # the whole console: an oops's first lines are the ones that tell
+        (out / f"boot-{n}.txt").write_text(f"{e}\n\n--- console ---\n"
+                                           + "\n".join(guest.console.lines) + "\n")
         if catch_exits and e.verdict == "silent-hang":
             state = examine_stopped_guest(guest, out / f"boot-{n}-stopped.txt")
             if "shutdown" in state:
