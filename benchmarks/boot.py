@@ -53,7 +53,7 @@ def bare_boot(target, im) -> float:
     cmdline = (BASE_CMDLINE.replace("rdinit=/sbin/init", "rdinit=/bin/sh")
                + f' -- -c "echo {BARE_MARK}; read forever"')
     argv = [target.spec.qemu, "-M", target.machine, "-cpu", target.cpu, "-smp", str(target.smp),
-            "-m", str(target.memory), "-accel", target.spec.tcg_accel(target.smp),
+            "-m", str(target.memory), "-accel", target.spec.accel_arg("tcg", target.smp),
             "-kernel", str(im.kernel),
             "-initrd", str(im.initramfs), "-append", cmdline, "-display", "none",
             "-monitor", "none", "-serial", "stdio", "-no-reboot",

@@ -36,9 +36,12 @@ class ArchSpec:
     # (-accel tcg,thread=single), if it must.
     one_tcg_thread: str | None = None
 
-    def tcg_accel(self, smp: int) -> str:
-        """QEMU's -accel value for a TCG guest with ``smp`` vCPUs. LAB_TCG_THREAD=multi
-        or =single overrides the arch's choice (a QEMU without the fault, a benchmark)."""
+    def accel_arg(self, accel: str, smp: int) -> str:
+        """QEMU's -accel value for a guest with ``smp`` vCPUs on ``accel`` (tcg or kvm).
+        Under TCG, LAB_TCG_THREAD=multi or =single overrides the arch's threading (a
+        QEMU without the fault, a benchmark)."""
+        if accel != "tcg":
+            return accel
         choice = os.environ.get("LAB_TCG_THREAD", "auto")
         if choice not in ("auto", "multi", "single"):
             raise LabError(f"LAB_TCG_THREAD={choice!r}: valid are auto, multi, single")
@@ -48,7 +51,7 @@ class ArchSpec:
 
     def host_threads(self, smp: int) -> int:
         """Host threads a TCG guest keeps busy: one per vCPU, or one in all."""
-        return 1 if self.tcg_accel(smp) != "tcg" else smp
+        return 1 if self.accel_arg("tcg", smp) != "tcg" else smp
 
 
 ARCHES: dict[str, ArchSpec] = {
@@ -250,23 +253,24 @@ def _positive(r: _Reader, name: str, value: float, maximum: float | None = None)
         raise ConfigError(r.path, r.key(name), f"{value!r} is out of range; valid: {limit}")
 
 
-def timeout_factor(vcpus: int = 1) -> float:
+def timeout_factor(threads: int = 1) -> float:
     """What every timeout (boot, silence, SSH, shutdown, the soak's cycle deadline and
-    hold limit) of a guest that keeps ``vcpus`` host threads busy is multiplied by. Check thresholds (load and
-    unload times) are not: they judge the module."""
-    return timeout_policy(vcpus)[0]
+    hold limit) of a guest that keeps ``threads`` host threads busy (its vCPUs, see
+    ArchSpec.host_threads) is multiplied by. Check thresholds (load and unload times)
+    are not: they judge the module."""
+    return timeout_policy(threads)[0]
 
 
-def timeout_policy(vcpus: int = 1) -> tuple[float, str]:
+def timeout_policy(threads: int = 1) -> tuple[float, str]:
     """The factor and where it came from. LAB_TIMEOUT_FACTOR (`lab --timeout-factor F`)
     sets it; unset or "auto", it follows the host's load (lab.hostload)."""
     from .hostload import auto_factor, read_load
     raw = os.environ.get("LAB_TIMEOUT_FACTOR", "auto")
     if raw == "auto":
         load = read_load()
-        factor = auto_factor(vcpus, load)
+        factor = auto_factor(threads, load)
         return factor, (f"auto: load {load.runnable:.2f} on {load.cores} cores, "
-                        f"{vcpus} vCPU thread(s): x{factor:g}")
+                        f"{threads} vCPU thread(s): x{factor:g}")
     try:
         factor = float(raw)
     except ValueError:

@@ -89,8 +89,8 @@ class _Boot:
     def cold(self) -> tuple[Guest, Connection]:
         attempts = 1 + self.target.boot_retries
         for attempt in range(1, attempts + 1):
-            accel = self.target.spec.tcg_accel(self.smp) if self.accel == "tcg" else self.accel
-            self.status(f"booting {self.name} ({accel}, {self.smp} CPU)"
+            self.status(f"booting {self.name} ({self.target.spec.accel_arg(self.accel, self.smp)}, "
+                        f"{self.smp} CPU)"
                         + (f", attempt {attempt} of {attempts}" if attempt > 1 else ""))
             started = time.monotonic()
             guest = self._launch()

@@ -119,7 +119,7 @@ def qemu_command(target: Target, images: GuestImages, run: Path, port: int, acce
     cpu = "host" if accel == "kvm" else target.cpu
     return [
         spec.qemu, "-M", target.machine, "-cpu", cpu, "-smp", str(smp), "-m", str(memory),
-        "-accel", spec.tcg_accel(smp) if accel == "tcg" else accel,
+        "-accel", spec.accel_arg(accel, smp),
         "-kernel", str(images.kernel), "-initrd", str(images.initramfs), "-append", cmdline,
         "-display", "none", "-monitor", "none", "-parallel", "none", "-no-reboot",
         "-chardev", f"socket,id=con0,path={run / 'console.sock'},server=on,wait=off,"
