@@ -222,55 +222,58 @@ def test_a_panic_is_never_retried(fake_up):
     assert len(launches) == 1
 
 
-def test_ssh_silent_after_ready_is_an_emulator_fault(fake_qemu):
-    # the fake says "sshd ready" but nothing listens on the forwarded port
-    g = launch(fake_qemu, "ready")
+def boot_given_up(tmp_path, scenario: str, deadline: float, ssh_after_ready: float
+                  ) -> tuple[BootVerdict, float]:
+    """Launch the fake in ``scenario``; the verdict wait_ready gives up with, and after
+    how many seconds."""
+    g = launch(tmp_path, scenario)
     t0 = time.monotonic()
     with pytest.raises(BootVerdict) as e:
-        g.wait_ready(Deadline(30), silence=20, ssh_after_ready=2.0)
+        g.wait_ready(Deadline(deadline), silence=deadline - 10, ssh_after_ready=ssh_after_ready)
     g.shutdown(hard_only=True)
-    assert e.value.verdict == "ssh-silent" and e.value.emulator_fault
-    assert time.monotonic() - t0 < 15
-    assert "SSH never answered" in str(e.value) and "info network" in str(e.value)
+    return e.value, time.monotonic() - t0
+
+
+def test_ssh_silent_after_ready_is_an_emulator_fault(fake_qemu):
+    # the fake says "sshd ready" but nothing listens on the forwarded port
+    verdict, seconds = boot_given_up(fake_qemu, "ready", 30, ssh_after_ready=2.0)
+    assert verdict.verdict == "ssh-silent" and verdict.emulator_fault
+    assert seconds < 15
+    assert "SSH never answered" in str(verdict) and "info network" in str(verdict)
 
 
 def test_a_guest_that_reports_no_network_is_given_up_at_once(fake_qemu):
     # rcS pings the gateway after the ready mark; when that fails it says so, and
     # lab must not spend ssh_after_ready waiting for an SSH server nobody can reach
-    g = launch(fake_qemu, "nonet")
-    t0 = time.monotonic()
-    with pytest.raises(BootVerdict) as e:
-        g.wait_ready(Deadline(60), silence=50, ssh_after_ready=40.0)
-    g.shutdown(hard_only=True)
-    assert e.value.verdict == "no-network" and e.value.emulator_fault
-    assert time.monotonic() - t0 < 20
-    assert "5 pings of the gateway 10.0.2.2 lost" in str(e.value)
+    verdict, seconds = boot_given_up(fake_qemu, "nonet", 60, ssh_after_ready=40.0)
+    assert verdict.verdict == "no-network" and verdict.emulator_fault
+    assert seconds < 20
+    assert "5 pings of the gateway 10.0.2.2 lost" in str(verdict)
+
+
+def accel_arg(tmp_path, name: str, accel: str = "tcg", smp: int | None = None) -> str:
+    """The -accel value of a target's QEMU command line."""
+    target = load_lab().target(name)
+    argv = qemu_command(target, images(tmp_path), tmp_path, 2222, accel, smp or target.smp, 512)
+    return argv[argv.index("-accel") + 1]
 
 
 def test_smp_alpha_guests_run_on_one_tcg_thread_and_others_on_one_per_vcpu(tmp_path):
     # QEMU 7.2 misroutes MMIO on SMP Alpha under multi-threaded TCG (ArchSpec.one_tcg_thread)
-    lab = load_lab()
     def accel(name, smp=None):
-        t = lab.target(name)
-        argv = qemu_command(t, images(tmp_path), tmp_path, 2222, "tcg", smp or t.smp, 512)
-        return argv[argv.index("-accel") + 1]
+        return accel_arg(tmp_path, name, smp=smp)
     assert accel("alpha-es40") == accel("alpha-ds20") == "tcg,thread=single"
     assert accel("alpha-pws500au") == accel("alpha-es40", smp=1) == "tcg"
     assert accel("i386-smp") == "tcg"
-    kvm = qemu_command(lab.target("i386-smp"), images(tmp_path), tmp_path, 2222, "kvm", 4, 512)
-    assert kvm[kvm.index("-accel") + 1] == "kvm"
+    assert accel_arg(tmp_path, "i386-smp", accel="kvm") == "kvm"
 
 
 def test_tcg_threading_can_be_chosen(tmp_path, monkeypatch):
-    lab = load_lab()
-    def accel(name):
-        t = lab.target(name)
-        argv = qemu_command(t, images(tmp_path), tmp_path, 2222, "tcg", t.smp, 512)
-        return argv[argv.index("-accel") + 1]
     monkeypatch.setenv("LAB_TCG_THREAD", "multi")
-    assert accel("alpha-es40") == "tcg"
+    assert accel_arg(tmp_path, "alpha-es40") == "tcg"
     monkeypatch.setenv("LAB_TCG_THREAD", "single")
-    assert accel("i386-smp") == "tcg,thread=single" and accel("i386-up") == "tcg"
+    assert accel_arg(tmp_path, "i386-smp") == "tcg,thread=single"
+    assert accel_arg(tmp_path, "i386-up") == "tcg"
     monkeypatch.setenv("LAB_TCG_THREAD", "two")
     with pytest.raises(LabError, match="LAB_TCG_THREAD"):
-        accel("alpha-es40")
+        accel_arg(tmp_path, "alpha-es40")
