@@ -4,9 +4,8 @@ from the post-boot snapshot, side by side in one run.
 
 Bare boot: QEMU start to the line a one-shot init (the image's busybox shell as
 PID 1, `echo` and `read` builtins) prints on the serial console: firmware, kernel
-start-up and one exec, and
-not QEMU's exit nor the kernel's power-off path, which on the 4-CPU Alpha took
-longer than a whole `lab up`.
+start-up and one exec; not QEMU's exit nor the kernel's power-off path, which on
+the 4-CPU Alpha took longer than a whole `lab up`.
 lab up: `lab up` called to an SSH command answered, what a user waits for;
 cold boots the kernel (`--cold`), snapshot restores the target's snapshot (saved
 by one untimed `lab up` first if there is none).
@@ -16,6 +15,7 @@ by one untimed `lab up` first if there is none).
 
 import argparse
 import os
+import select
 import statistics
 import subprocess
 import sys
@@ -64,7 +64,8 @@ def bare_boot(target, im) -> float:
         try:
             seen = b""
             while not init_has_spoken(seen):
-                if time.monotonic() - t0 > 120:
+                left = 120 - (time.monotonic() - t0)
+                if left <= 0 or not select.select([p.stdout], [], [], left)[0]:
                     raise TimeoutError(f"{target.name}: no output of the one-shot init in 120 s")
                 chunk = os.read(p.stdout.fileno(), 65536)
                 if not chunk:
