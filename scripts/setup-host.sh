@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Prepare a Debian 12 host for lab: apt packages (QEMU, cross compilers, kernel
-# build tools, linux-source), a deb-src entry for busybox/dropbear sources, and a
-# Python virtual environment with lab installed in it.
+# Prepare a Debian 12 host for lab: apt packages (cross compilers, kernel build
+# tools, linux-source), QEMU 10.0 from bookworm-backports, deb-src entries for the
+# busybox, dropbear and qemu (PALcode) sources, and a Python virtual environment
+# with lab installed in it.
 # Usage: scripts/setup-host.sh [VENV_DIR]   (run as root; default venv: .venv)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,9 +19,24 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
 fi
 
+# QEMU comes from bookworm-backports: bookworm's 7.2 misroutes MMIO accesses on
+# SMP guests under multi-threaded TCG (see ArchSpec.one_tcg_thread in lab/config.py).
+bpo_list=/etc/apt/sources.list.d/lab-bookworm-backports.sources
+if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  cat > "$bpo_list" <<'BPO'
+Types: deb deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+BPO
+fi
+
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 xargs -a "$here/images/host-packages.txt" apt-get install -y -qq --no-install-recommends
+xargs -a "$here/images/host-packages-backports.txt" \
+  apt-get install -y -qq --no-install-recommends -t bookworm-backports
 # Node.js and npm run scripts/gitlab-local.sh; a machine that has them (say from
 # NodeSource, whose nodejs conflicts with Debian's npm) keeps its own.
 command -v npm >/dev/null || apt-get install -y -qq --no-install-recommends nodejs npm

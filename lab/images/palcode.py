@@ -11,9 +11,11 @@ targets that need it boot it with `-bios`.
 from __future__ import annotations
 
 import functools
+import hashlib
 import shutil
 import subprocess
 import tarfile
+import urllib.request
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -28,6 +30,7 @@ PATCHES = "images/patches/qemu-palcode"
 IMAGE = "palcode-clipper"
 QEMU_PACKAGE = "qemu-system-misc"   # the binary package that ships qemu-system-alpha
 TOOLCHAIN = "alpha-linux-gnu-"
+FETCH_TIMEOUT = 120.0   # seconds without data before a source download is given up
 
 
 @functools.lru_cache(maxsize=None)
@@ -37,6 +40,43 @@ def qemu_source_version() -> str:
     p = subprocess.run(["dpkg-query", "-W", "-f=${source:Version}", QEMU_PACKAGE],
                        stdout=subprocess.PIPE, text=True, check=True)
     return p.stdout.strip()
+
+
+def fetch_orig_tarball(spec: str, into: Path, log: Path) -> Path:
+    """Download the upstream tarball of source package ``spec`` ("name=version") into ``into``.
+
+    Only the tarball is fetched, checked against the SHA256 of apt's source index:
+    `apt-get source` wants the .dsc and Debian diff as well, and mirrors do not
+    always carry those for backports (deb.debian.org answers 404 for qemu's
+    bookworm-backports .dsc), while the tarball is all this step reads.
+    """
+    try:
+        listing = run(["apt-get", "source", "-q", "--print-uris", spec], what=f"apt-get source {spec}")
+    except LabError as e:
+        raise LabError(f"{e}\n(needs a deb-src entry in /etc/apt/sources.list.d: "
+                       "scripts/setup-host.sh adds one)") from None
+    for line in listing.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[0].startswith("'") and ".orig.tar." in parts[1]:
+            url, name, size, digest = parts[0].strip("'"), parts[1], int(parts[2]), parts[3]
+            break
+    else:
+        raise LabError(f"apt-get source --print-uris {spec}: no upstream tarball listed")
+    algo, _, want = digest.partition(":")
+    if algo.lower() != "sha256":
+        raise LabError(f"apt-get source --print-uris {spec}: {name} has a {algo} sum, not SHA256")
+    dest = into / name
+    h = hashlib.sha256()
+    with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT) as r, open(dest, "wb") as f:
+        while chunk := r.read(1 << 20):
+            h.update(chunk)
+            f.write(chunk)
+    with open(log, "a", encoding="utf-8") as f:
+        f.write(f"\nfetched {url} ({dest.stat().st_size} bytes, sha256 {h.hexdigest()})\n")
+    if dest.stat().st_size != size or h.hexdigest() != want:
+        raise LabError(f"{url}: got {dest.stat().st_size} bytes with sha256 {h.hexdigest()}, "
+                       f"apt's source index says {size} bytes, sha256 {want}")
+    return dest
 
 
 def patches() -> list[Path]:
@@ -63,23 +103,15 @@ class Palcode(Step):
         dl = out / "dl"
         dl.mkdir()
         ctx.status(f"fetching qemu {version} source")
-        try:
-            run(["apt-get", "source", "-q", "--download-only", f"qemu={version}"], cwd=dl, log=log,
-                what="apt-get source qemu")
-        except LabError as e:
-            raise LabError(f"{e}\n(needs a deb-src entry in /etc/apt/sources.list.d: "
-                           "scripts/setup-host.sh adds one)") from None
-        origs = sorted(dl.glob("qemu_*.orig.tar.*"))
-        if not origs:
-            raise LabError(f"apt-get source qemu={version}: no orig tarball in {dl}")
+        orig = fetch_orig_tarball(f"qemu={version}", dl, log)
         src = out / "src"
         ctx.status("unpacking roms/qemu-palcode")
-        with tarfile.open(origs[0]) as tf:
+        with tarfile.open(orig) as tf:
             members = [m for m in tf.getmembers() if "/roms/qemu-palcode/" in m.name + "/"]
             if not members:
-                raise LabError(f"{origs[0].name} has no roms/qemu-palcode")
+                raise LabError(f"{orig.name} has no roms/qemu-palcode")
             tf.extractall(src, members=members, filter="fully_trusted")
-        tree = next(src.iterdir())          # qemu-7.2.0/
+        tree = next(src.iterdir())          # qemu-10.0.2/
         for p in patches():
             run(["patch", "-p1", "-i", str(p)], cwd=tree, log=log, what=f"patch {p.name}")
         pal = tree / "roms" / "qemu-palcode"
