@@ -9,7 +9,11 @@ from dataclasses import dataclass, replace, field
 from pathlib import Path
 from typing import Any, Mapping
 
+import functools
 import os
+import re
+import shutil
+import subprocess
 
 import yaml
 
@@ -33,25 +37,50 @@ class ArchSpec:
     host_kvm_arch: str | None  # host `uname -m` on which KVM could run this guest
     snapshot_blocker: str | None = None  # why its guests cannot be snapshotted, if they cannot
     # Why an SMP guest of this arch runs all its vCPUs on one host thread under TCG
-    # (-accel tcg,thread=single), if it must.
+    # (-accel tcg,thread=single) with a QEMU older than one_tcg_thread_until, if it must.
     one_tcg_thread: str | None = None
+    one_tcg_thread_until: tuple[int, int] = (0, 0)
 
     def accel_arg(self, accel: str, smp: int) -> str:
         """QEMU's -accel value for a guest with ``smp`` vCPUs on ``accel`` (tcg or kvm).
         Under TCG, LAB_TCG_THREAD=multi or =single overrides the arch's threading (a
-        QEMU without the fault, a benchmark)."""
+        benchmark, a QEMU whose version lab cannot read)."""
         if accel != "tcg":
             return accel
         choice = os.environ.get("LAB_TCG_THREAD", "auto")
         if choice not in ("auto", "multi", "single"):
             raise LabError(f"LAB_TCG_THREAD={choice!r}: valid are auto, multi, single")
         if choice == "auto":
-            choice = "single" if self.one_tcg_thread else "multi"
+            choice = "single" if self.needs_one_tcg_thread() else "multi"
         return "tcg,thread=single" if choice == "single" and smp > 1 else "tcg"
+
+    def needs_one_tcg_thread(self) -> bool:
+        """Whether the installed QEMU has the fault one_tcg_thread names (an unreadable
+        version counts as affected)."""
+        if not self.one_tcg_thread:
+            return False
+        version = qemu_version(self.qemu)
+        return version is None or version < self.one_tcg_thread_until
 
     def host_threads(self, smp: int) -> int:
         """Host threads a TCG guest keeps busy: one per vCPU, or one in all."""
         return 1 if self.accel_arg("tcg", smp) != "tcg" else smp
+
+
+@functools.lru_cache(maxsize=None)
+def qemu_version(binary: str) -> tuple[int, int] | None:
+    """(major, minor) of the QEMU binary on PATH, from its --version line; None when
+    it is missing or says something else."""
+    path = shutil.which(binary)
+    if not path:
+        return None
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True,
+                             timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"QEMU emulator version (\d+)\.(\d+)", out)
+    return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 ARCHES: dict[str, ArchSpec] = {
@@ -68,28 +97,31 @@ ARCHES: dict[str, ArchSpec] = {
         cpus=("ev4", "ev5", "ev56", "pca56", "ev6", "ev67", "ev68"),
         max_smp=4, kernel_arch="alpha", elf_machine="Alpha",
         user_qemu="qemu-alpha", host_kvm_arch=None,
-        # Both measured with Debian's 7.2: `migrate` divides by zero in RAM saving
-        # (8 KiB target pages over 4 KiB host pages: 0 target pages per host page;
-        # fixed upstream in 8.0), and the Typhoon chipset and the CPU alarm timer have
-        # no saved state, so even a state saved from hugepage-backed RAM restores to
-        # a guest whose interrupt masks and PCI windows are back at reset.
-        snapshot_blocker="qemu-system-alpha 7.2 cannot snapshot Alpha guests: saving their "
-                         "RAM divides by zero (SIGFPE) and the Typhoon chipset state is not "
-                         "saved at all",
+        # Measured with Debian's 7.2: `migrate` divides by zero in RAM saving (8 KiB
+        # target pages over 4 KiB host pages: 0 target pages per host page; 10.0
+        # saves). In 7.2 and 10.0 alike the Typhoon chipset and the CPU alarm timer
+        # have no saved state (hw/alpha/typhoon.c has no VMState), so a saved state
+        # restores to a guest whose interrupt masks and PCI windows are back at reset.
+        snapshot_blocker="qemu-system-alpha cannot snapshot Alpha guests: the Typhoon "
+                         "chipset model (clipper) saves no state, so a restored guest "
+                         "has lost its interrupt and PCI setup",
         # Measured on Debian's 7.2 (issue 13): with one host thread per vCPU, a vCPU
         # can still use its TLB's MMIO entries after another vCPU changed the memory
         # map (PCI BAR assignment at boot), and QEMU then resolves them against the
-        # new map: the access lands in another device. tcg_commit() publishes the new
-        # map to every CPU at once but only queues the other CPUs' TLB flushes. An
-        # idle CPU's clock-interrupt read of the Typhoon Cchip's MISC register went
-        # to "pci0-iack" + 0x80 instead, the CPU took a machine check in PALcode and
-        # halted, and QEMU exited 0 (the silent exit in PCI enumeration). alpha-es40's
-        # dead NIC (no DMA either way, e1000 and tulip alike) fits a stray write into
-        # the chipset; not caught in the act. With one thread for all vCPUs the flush
-        # is immediate.
-        one_tcg_thread="qemu-system-alpha 7.2 misroutes MMIO accesses of one vCPU while "
-                       "another changes the memory map (multi-threaded TCG), which halts "
-                       "or cripples SMP Alpha guests at boot"),
+        # new map: the access lands in another device. 7.2's tcg_commit() publishes
+        # the new map to every CPU at once but only queues the other CPUs' TLB
+        # flushes. An idle CPU's clock-interrupt read of the Typhoon Cchip's MISC
+        # register went to "pci0-iack" + 0x80 instead, the CPU took a machine check in
+        # PALcode and halted, and QEMU exited 0 (the silent exit in PCI enumeration).
+        # QEMU 10.0 (the version read here; upstream changed it in 2023) defers each
+        # CPU's switch to the new map to that CPU's own thread, together with its TLB
+        # flush (system/physmem.c, tcg_commit_cpu), which closes the window;
+        # scripts/setup-host.sh installs 10.0. With an older QEMU, SMP Alpha runs all
+        # vCPUs on one thread, where the flush is immediate.
+        one_tcg_thread="qemu-system-alpha before 10.0 misroutes MMIO accesses of one vCPU "
+                       "while another changes the memory map (multi-threaded TCG), which "
+                       "halts or cripples SMP Alpha guests at boot",
+        one_tcg_thread_until=(10, 0)),
 }
 
 
@@ -104,9 +136,8 @@ class Timeouts:
     # The guest said "sshd ready" but SSH never answers: give this boot up (and boot
     # again once). A guest whose NIC passes no packet says so itself within about
     # 10 s (rcS pings the gateway, verdict no-network); this is the limit for the
-    # rest. Seen only on alpha-es40 under multi-threaded TCG (1 to 5 boots of 100
-    # on a saturated host), which is why SMP Alpha now runs on one TCG thread
-    # (ArchSpec.one_tcg_thread).
+    # rest. Seen only on alpha-es40 under QEMU 7.2's multi-threaded TCG (1 to 5
+    # boots of 100 on a saturated host; ArchSpec.one_tcg_thread).
     ssh_after_ready: float = 40.0
 
 
