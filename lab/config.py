@@ -9,11 +9,7 @@ from dataclasses import dataclass, replace, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import functools
 import os
-import re
-import shutil
-import subprocess
 
 import yaml
 
@@ -37,50 +33,25 @@ class ArchSpec:
     host_kvm_arch: str | None  # host `uname -m` on which KVM could run this guest
     snapshot_blocker: str | None = None  # why its guests cannot be snapshotted, if they cannot
     # Why an SMP guest of this arch runs all its vCPUs on one host thread under TCG
-    # (-accel tcg,thread=single) with a QEMU older than one_tcg_thread_until, if it must.
+    # (-accel tcg,thread=single), if it must.
     one_tcg_thread: str | None = None
-    one_tcg_thread_until: tuple[int, int] = (0, 0)
 
     def accel_arg(self, accel: str, smp: int) -> str:
         """QEMU's -accel value for a guest with ``smp`` vCPUs on ``accel`` (tcg or kvm).
         Under TCG, LAB_TCG_THREAD=multi or =single overrides the arch's threading (a
-        benchmark, a QEMU whose version lab cannot read)."""
+        QEMU without the fault, a benchmark)."""
         if accel != "tcg":
             return accel
         choice = os.environ.get("LAB_TCG_THREAD", "auto")
         if choice not in ("auto", "multi", "single"):
             raise LabError(f"LAB_TCG_THREAD={choice!r}: valid are auto, multi, single")
         if choice == "auto":
-            choice = "single" if self.needs_one_tcg_thread() else "multi"
+            choice = "single" if self.one_tcg_thread else "multi"
         return "tcg,thread=single" if choice == "single" and smp > 1 else "tcg"
-
-    def needs_one_tcg_thread(self) -> bool:
-        """Whether the installed QEMU has the fault one_tcg_thread names (an unreadable
-        version counts as affected)."""
-        if not self.one_tcg_thread:
-            return False
-        version = qemu_version(self.qemu)
-        return version is None or version < self.one_tcg_thread_until
 
     def host_threads(self, smp: int) -> int:
         """Host threads a TCG guest keeps busy: one per vCPU, or one in all."""
         return 1 if self.accel_arg("tcg", smp) != "tcg" else smp
-
-
-@functools.lru_cache(maxsize=None)
-def qemu_version(binary: str) -> tuple[int, int] | None:
-    """(major, minor) of the QEMU binary on PATH, from its --version line; None when
-    it is missing or says something else."""
-    path = shutil.which(binary)
-    if not path:
-        return None
-    try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True,
-                             timeout=30).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    m = re.search(r"QEMU emulator version (\d+)\.(\d+)", out)
-    return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 ARCHES: dict[str, ArchSpec] = {
@@ -105,23 +76,24 @@ ARCHES: dict[str, ArchSpec] = {
         snapshot_blocker="qemu-system-alpha cannot snapshot Alpha guests: the Typhoon "
                          "chipset model (clipper) saves no state, so a restored guest "
                          "has lost its interrupt and PCI setup",
-        # Measured on Debian's 7.2 (issue 13): with one host thread per vCPU, a vCPU
-        # can still use its TLB's MMIO entries after another vCPU changed the memory
-        # map (PCI BAR assignment at boot), and QEMU then resolves them against the
-        # new map: the access lands in another device. 7.2's tcg_commit() publishes
-        # the new map to every CPU at once but only queues the other CPUs' TLB
-        # flushes. An idle CPU's clock-interrupt read of the Typhoon Cchip's MISC
-        # register went to "pci0-iack" + 0x80 instead, the CPU took a machine check in
-        # PALcode and halted, and QEMU exited 0 (the silent exit in PCI enumeration).
-        # QEMU 10.0 (the version read here; upstream changed it in 2023) defers each
-        # CPU's switch to the new map to that CPU's own thread, together with its TLB
-        # flush (system/physmem.c, tcg_commit_cpu), which closes the window;
-        # scripts/setup-host.sh installs 10.0. With an older QEMU, SMP Alpha runs all
-        # vCPUs on one thread, where the flush is immediate.
-        one_tcg_thread="qemu-system-alpha before 10.0 misroutes MMIO accesses of one vCPU "
-                       "while another changes the memory map (multi-threaded TCG), which "
-                       "halts or cripples SMP Alpha guests at boot",
-        one_tcg_thread_until=(10, 0)),
+        # Multi-threaded TCG (one host thread per vCPU) loses SMP Alpha boots in both
+        # QEMU versions measured (issue 13), both times while the kernel sets up PCI:
+        # - 7.2: a vCPU can still use its TLB's MMIO entries after another vCPU changed
+        #   the memory map (PCI BAR assignment), and QEMU resolves them against the new
+        #   map, so the access lands in another device: tcg_commit() publishes the new
+        #   map to every CPU at once but only queues the other CPUs' TLB flushes. An
+        #   idle CPU's clock-interrupt read of the Typhoon Cchip's MISC register went to
+        #   "pci0-iack" + 0x80, the CPU took a machine check in PALcode and halted, and
+        #   QEMU exited 0 (2 of 132 bare alpha-es40 boots on an idle host).
+        # - 10.0 switches each CPU to the new map on its own thread with its TLB flush
+        #   (system/physmem.c, tcg_commit_cpu), which closes that window, but 1 of 8
+        #   alpha-es40 boots on a saturated host froze the guest's clock (jiffies
+        #   stopped at 200) during BAR sizing: a lost timer interrupt; not explained.
+        # With one thread for all vCPUs neither was seen: 30 of 30 and 40 of 40 boots
+        # on a saturated host (10.0 and 7.2).
+        one_tcg_thread="multi-threaded TCG loses SMP Alpha boots while the kernel sets up "
+                       "PCI (QEMU 7.2 misroutes MMIO accesses, 10.0 loses a CPU's clock "
+                       "interrupts)"),
 }
 
 
