@@ -20,6 +20,7 @@ from typing import Sequence
 import paramiko
 
 from .errors import LabError
+from .keys import load_client_key
 
 # paramiko's transport thread logs every failed attempt with a traceback; the
 # lab reports failures itself, with context.
@@ -85,7 +86,7 @@ class Connection:
         client.get_host_keys().add(name, key.get_name(), key)
         try:
             client.connect(self.host, port=self.port, username=self.user,
-                           key_filename=str(self.key_file), timeout=self.connect_timeout,
+                           pkey=load_client_key(self.key_file), timeout=self.connect_timeout,
                            banner_timeout=self.connect_timeout, auth_timeout=self.connect_timeout,
                            allow_agent=False, look_for_keys=False)
         except paramiko.BadHostKeyException as e:
