@@ -90,7 +90,10 @@ ARCHES: dict[str, ArchSpec] = {
         #   alpha-es40 boots on a saturated host froze the guest's clock (jiffies
         #   stopped at 200) during BAR sizing: a lost timer interrupt; not explained.
         # With one thread for all vCPUs neither was seen: 30 of 30 and 40 of 40 boots
-        # on a saturated host (10.0 and 7.2).
+        # on a saturated host (10.0 and 7.2). Since idle Alpha vCPUs halt (WTINT in
+        # images/kernel/linux-6.1/alpha.config), 30 of 30 multi-threaded alpha-es40
+        # boots on 10.0 were good too; one thread stays until the freeze is explained,
+        # and costs 0.1 to 0.3 s of a cold boot.
         one_tcg_thread="multi-threaded TCG loses SMP Alpha boots while the kernel sets up "
                        "PCI (QEMU 7.2 misroutes MMIO accesses, 10.0 loses a CPU's clock "
                        "interrupts)"),
