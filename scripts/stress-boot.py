@@ -160,9 +160,9 @@ def examine_silent_ssh(guest, path: Path) -> str:
 
 
 def examine_stopped_guest(guest, path: Path) -> str:
-    """A guest that asked QEMU to shut down or reset (kept by -no-shutdown): where
-    each CPU was, in registers and code, and QEMU's guest-error log. Returns the
-    run state."""
+    """A guest that went silent, running or stopped after asking QEMU to shut down
+    or reset (kept by -no-shutdown): where each CPU was, in registers and code.
+    Returns the run state."""
     state = hmp(guest, "info status").strip()
     parts = [state]
     for command in ("info cpus", "info registers -a", "x/12i $pc - 24"):
@@ -197,9 +197,11 @@ def one_boot(lab, target, n: int, out: Path, soak_cycles: int, catch_exits: bool
         guest.console.poll()   # the whole console: an oops's first lines are the ones that tell
         (out / f"boot-{n}.txt").write_text(f"{e}\n\n--- console ---\n"
                                            + "\n".join(guest.console.lines) + "\n")
-        if catch_exits and e.verdict == "silent-hang":
+        if e.verdict == "silent-hang" and guest.running():
+            # Stopped by the guest itself (-no-shutdown) or stuck while running (a
+            # frozen clock, a spin): where each CPU is, before the guest is gone.
             state = examine_stopped_guest(guest, out / f"boot-{n}-stopped.txt")
-            if "shutdown" in state:
+            if catch_exits and "shutdown" in state:
                 rec.update(outcome="would-retry", verdict="guest-shutdown")
         if e.verdict in ("ssh-silent", "no-network") and guest.running():
             rec["revived"] = examine_silent_ssh(guest, out / f"boot-{n}-examined.txt")
