@@ -50,7 +50,10 @@ def bare_boot(target, im) -> float:
     # A shell that prints the mark with a builtin and then waits on its console: an
     # init that exits panics the kernel, and on SMP the panic can stop the CPUs
     # before the serial port has sent the line.
-    cmdline = (BASE_CMDLINE.replace("rdinit=/sbin/init", "rdinit=/bin/sh")
+    # The target's own kernel options too (i386: no_timer_check): the same kernel
+    # boot as lab up's, up to init.
+    base = BASE_CMDLINE.replace("rdinit=/sbin/init", "rdinit=/bin/sh")
+    cmdline = (" ".join(x for x in (base, target.kernel_cmdline) if x)
                + f' -- -c "echo {BARE_MARK}; read forever"')
     argv = [target.spec.qemu, "-M", target.machine, "-cpu", target.cpu, "-smp", str(target.smp),
             "-m", str(target.memory), "-accel", target.spec.accel_arg("tcg", target.smp),
