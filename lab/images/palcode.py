@@ -11,7 +11,6 @@ targets that need it boot it with `-bios`.
 from __future__ import annotations
 
 import functools
-import hashlib
 import shutil
 import subprocess
 import tarfile
@@ -24,7 +23,7 @@ from ..errors import LabError
 from ..paths import project_root
 from ..runner import require, run
 from .steps import BuildContext, Step
-from .toolchain import debian_package_version, tool_version
+from .toolchain import apt_get_source, debian_package_version, tool_version
 
 PATCHES = "images/patches/qemu-palcode"
 IMAGE = "palcode-clipper"
@@ -50,12 +49,7 @@ def fetch_orig_tarball(spec: str, into: Path, log: Path) -> Path:
     always carry those for backports (deb.debian.org answers 404 for qemu's
     bookworm-backports .dsc), while the tarball is all this step reads.
     """
-    try:
-        listing = run(["apt-get", "source", "-q", "--print-uris", spec], what=f"apt-get source {spec}")
-    except LabError as e:
-        raise LabError(f"{e}\n(needs a deb-src entry in /etc/apt/sources.list.d: "
-                       "scripts/setup-host.sh adds one)") from None
-    for line in listing.splitlines():
+    for line in apt_get_source(spec, "--print-uris").splitlines():
         parts = line.split()
         if len(parts) == 4 and parts[0].startswith("'") and ".orig.tar." in parts[1]:
             url, name, size, digest = parts[0].strip("'"), parts[1], int(parts[2]), parts[3]
@@ -66,15 +60,13 @@ def fetch_orig_tarball(spec: str, into: Path, log: Path) -> Path:
     if algo.lower() != "sha256":
         raise LabError(f"apt-get source --print-uris {spec}: {name} has a {algo} sum, not SHA256")
     dest = into / name
-    h = hashlib.sha256()
     with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT) as r, open(dest, "wb") as f:
-        while chunk := r.read(1 << 20):
-            h.update(chunk)
-            f.write(chunk)
+        shutil.copyfileobj(r, f, 1 << 20)
+    got_size, got = dest.stat().st_size, file_digest(dest)
     with open(log, "a", encoding="utf-8") as f:
-        f.write(f"\nfetched {url} ({dest.stat().st_size} bytes, sha256 {h.hexdigest()})\n")
-    if dest.stat().st_size != size or h.hexdigest() != want:
-        raise LabError(f"{url}: got {dest.stat().st_size} bytes with sha256 {h.hexdigest()}, "
+        f.write(f"\nfetched {url} ({got_size} bytes, sha256 {got})\n")
+    if got_size != size or got != want:
+        raise LabError(f"{url}: got {got_size} bytes with sha256 {got}, "
                        f"apt's source index says {size} bytes, sha256 {want}")
     return dest
 

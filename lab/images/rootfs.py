@@ -24,7 +24,7 @@ from ..paths import project_root
 from ..runner import require, run
 from . import cpio
 from .steps import BuildContext, Step
-from .toolchain import sysroot, tool_version
+from .toolchain import apt_get_source, sysroot, tool_version
 
 RECIPE_DIR = "images/rootfs"
 INITRAMFS = "initramfs.cpio.gz"
@@ -61,12 +61,7 @@ class DebianSource(Step):
         ctx.status(f"fetching source {self.package} {self.version}")
         dl = out / "dl"
         dl.mkdir()
-        try:
-            run(["apt-get", "source", "-q", f"{self.package}={self.version}"], cwd=dl,
-                log=ctx.log_for(self), what=f"apt-get source {self.package}")
-        except LabError as e:
-            raise LabError(f"{e}\n(needs a deb-src entry in /etc/apt/sources.list.d: "
-                           "scripts/setup-host.sh adds one)") from None
+        apt_get_source(f"{self.package}={self.version}", cwd=dl, log=ctx.log_for(self))
         trees = [p for p in dl.iterdir() if p.is_dir()]
         if len(trees) != 1:
             raise LabError(f"apt-get source {self.package}: expected one source tree, got {trees}")

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import functools
 import subprocess
+from pathlib import Path
 
 from ..errors import LabError
-from ..runner import require
+from ..runner import require, run
+
+
+def apt_get_source(spec: str, *options: str, cwd: Path | None = None,
+                   log: Path | None = None) -> str:
+    """`apt-get source -q OPTIONS PACKAGE=VERSION`; a failure names the likely cause."""
+    try:
+        return run(["apt-get", "source", "-q", *options, spec], cwd=cwd, log=log,
+                   what=f"apt-get source {spec}")
+    except LabError as e:
+        raise LabError(f"{e}\n(needs a deb-src entry in /etc/apt/sources.list.d: "
+                       "scripts/setup-host.sh adds one)") from None
 
 
 @functools.lru_cache(maxsize=None)

@@ -25,8 +25,8 @@ def test_palcode_fetches_only_the_upstream_tarball_and_checks_it(tmp_path, monke
     # if it is the one apt's source index names
     tarball = b"qemu source" * 100
     urls = []
-    monkeypatch.setattr(palcode, "run", lambda argv, **kw: apt_listing(
-        tarball, "0" * 64 if bad else None))
+    monkeypatch.setattr(palcode, "apt_get_source", lambda spec, *options: apt_listing(
+        tarball, "0" * 64 if bad else None) if options == ("--print-uris",) else None)
 
     def urlopen(url, timeout):
         urls.append(url)
