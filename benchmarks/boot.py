@@ -30,7 +30,7 @@ from lab.build import build_targets  # noqa: E402
 from lab.cache import Store  # noqa: E402
 from lab.config import load_lab  # noqa: E402
 from lab.guest.console import KERNEL_MESSAGE  # noqa: E402
-from lab.guest.qemu import BASE_CMDLINE, GUEST_DEVICES  # noqa: E402
+from lab.guest.qemu import guest_cmdline, guest_command  # noqa: E402
 from lab.images import images_for  # noqa: E402
 from lab.guest.lifecycle import up  # noqa: E402
 from lab.paths import cache_dir  # noqa: E402
@@ -49,19 +49,12 @@ def init_has_spoken(output: bytes) -> bool:
 def bare_boot(target, im) -> float:
     # A shell that prints the mark with a builtin and then waits on its console: an
     # init that exits panics the kernel, and on SMP the panic can stop the CPUs
-    # before the serial port has sent the line.
-    # The target's own kernel options too (i386: no_timer_check): the same kernel
-    # boot as lab up's, up to init.
-    base = BASE_CMDLINE.replace("rdinit=/sbin/init", "rdinit=/bin/sh")
-    cmdline = (" ".join(x for x in (base, target.kernel_cmdline) if x)
+    # before the serial port has sent the line. The rest is lab up's own guest: the
+    # same machine, devices and kernel options.
+    cmdline = (guest_cmdline(target).replace("rdinit=/sbin/init", "rdinit=/bin/sh")
                + f' -- -c "echo {BARE_MARK}; read forever"')
-    argv = [target.spec.qemu, "-M", target.machine, "-cpu", target.cpu, "-smp", str(target.smp),
-            "-m", str(target.memory), "-accel", target.spec.accel_arg("tcg", target.smp),
-            "-kernel", str(im.kernel),
-            "-initrd", str(im.initramfs), "-append", cmdline, "-display", "none",
-            "-monitor", "none", "-serial", "stdio", "-no-reboot",
-            "-netdev", "user,id=net0", *GUEST_DEVICES, *(["-bios", str(im.bios)] if im.bios else []),
-            *target.qemu_args]
+    argv = guest_command(target, im, "tcg", target.smp, target.memory, cmdline,
+                         console=["-serial", "stdio"], netdev="user,id=net0")
     t0 = time.monotonic()
     with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE) as p:
         try:

@@ -19,6 +19,7 @@ import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Sequence
 
 from ..config import Target
 from .console import (CPU_MARK, FATAL, KVM_FATAL, NO_NETWORK_MARK, READY_MARK, ConsoleLog,
@@ -109,29 +110,48 @@ def name_claim(name: str):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def qemu_command(target: Target, images: GuestImages, run: Path, port: int, accel: str,
-                 smp: int, memory: int, extra_cmdline: str = "",
-                 incoming: str | None = None) -> list[str]:
-    """The full QEMU argument list for one guest (``incoming``: a saved state to
-    restore instead of booting, as QEMU's -incoming URI)."""
+def guest_cmdline(target: Target, extra_cmdline: str = "") -> str:
+    """The kernel command line of a guest of ``target``."""
+    return " ".join(x for x in (BASE_CMDLINE, target.kernel_cmdline, extra_cmdline) if x)
+
+
+def guest_command(target: Target, images: GuestImages, accel: str, smp: int, memory: int,
+                  cmdline: str, *, console: Sequence[str], netdev: str,
+                  incoming: str | None = None) -> list[str]:
+    """QEMU's argument list for a guest of ``target``: its machine, CPUs, memory,
+    kernel, firmware and devices, booted with ``cmdline``, with ``console`` (the
+    serial console and any control socket) and ``netdev`` (the user network
+    behind the NIC) as the caller wants them."""
     spec = target.spec
-    cmdline = " ".join(x for x in (BASE_CMDLINE, target.kernel_cmdline, extra_cmdline) if x)
     cpu = "host" if accel == "kvm" else target.cpu
     return [
         spec.qemu, "-M", target.machine, "-cpu", cpu, "-smp", str(smp), "-m", str(memory),
         "-accel", spec.accel_arg(accel, smp),
         "-kernel", str(images.kernel), "-initrd", str(images.initramfs), "-append", cmdline,
         "-display", "none", "-monitor", "none", "-parallel", "none", "-no-reboot",
-        "-chardev", f"socket,id=con0,path={run / 'console.sock'},server=on,wait=off,"
-                    f"logfile={run / 'console.log'}",
-        "-serial", "chardev:con0",
-        "-qmp", f"unix:{run / 'qmp.sock'},server=on,wait=off",
-        "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:22",
+        *console,
+        "-netdev", netdev,
         *GUEST_DEVICES,
         *(["-bios", str(images.bios)] if images.bios else []),
         *target.qemu_args,
         *(["-incoming", incoming] if incoming else []),
     ]
+
+
+def qemu_command(target: Target, images: GuestImages, run: Path, port: int, accel: str,
+                 smp: int, memory: int, extra_cmdline: str = "",
+                 incoming: str | None = None) -> list[str]:
+    """The full QEMU argument list for one lab guest: console log and socket and QMP
+    in ``run``, SSH forwarded from ``port`` (``incoming``: a saved state to restore
+    instead of booting, as QEMU's -incoming URI)."""
+    console = ["-chardev", f"socket,id=con0,path={run / 'console.sock'},server=on,wait=off,"
+                           f"logfile={run / 'console.log'}",
+               "-serial", "chardev:con0",
+               "-qmp", f"unix:{run / 'qmp.sock'},server=on,wait=off"]
+    return guest_command(target, images, accel, smp, memory,
+                         guest_cmdline(target, extra_cmdline), console=console,
+                         netdev=f"user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:22",
+                         incoming=incoming)
 
 
 class Guest:
