@@ -180,7 +180,9 @@ def run_soak(lab: Lab, target: Target, opts: SoakOptions,
                   "hang-console.txt"):
         (out / stale).unlink(missing_ok=True)
     thresholds = load_thresholds(target.arch, overrides=opts.overrides,
-                                 factor=target.timeout_factor)
+                                 factor=target.timeout_factor,
+                                 one_thread_smp=target.smp > 1
+                                 and target.spec.host_threads(target.smp) == 1)
     params = parse_params(opts.params)
     info: dict[str, Any] = {"target": target.name, "arch": target.arch, "smp": target.smp,
                             "cpu": target.cpu, "kernel_profile": target.kernel,

@@ -130,6 +130,17 @@ def test_timeout_factor_scales_every_timeout_not_the_checks(monkeypatch):
     assert t.max_unload_ms == t0.max_unload_ms and t.max_load_ms == t0.max_load_ms
 
 
+def test_an_smp_guest_on_one_tcg_thread_is_allowed_the_round_robin_slice_of_jitter():
+    from lab.soak.thresholds import TCG_ROUND_ROBIN_MS, load_thresholds
+    alone = load_thresholds("alpha", factor=1)
+    shared = load_thresholds("alpha", factor=1, one_thread_smp=True)
+    assert shared.max_jitter_ms == alone.max_jitter_ms + TCG_ROUND_ROBIN_MS
+    assert shared.max_load_ms == alone.max_load_ms and shared.period_tolerance_pct == alone.period_tolerance_pct
+    # what the user sets on the command line is what holds
+    given = load_thresholds("alpha", factor=1, one_thread_smp=True, overrides={"max_jitter_ms": 50})
+    assert given.max_jitter_ms == 50
+
+
 def test_bad_timeout_factor_is_one_line(monkeypatch, lab_dirs, capsys):
     from lab.cli import main
     monkeypatch.setenv("LAB_TIMEOUT_FACTOR", "fast")
