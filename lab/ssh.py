@@ -85,7 +85,7 @@ class Connection:
         key = host_key_from_line(self.host_key)
         client.get_host_keys().add(name, key.get_name(), key)
         try:
-            client.connect(self.host, port=self.port, username=self.user,
+            client.connect(self.host, port=self.port, username=self.user, sock=self._socket(),
                            pkey=load_client_key(self.key_file), timeout=self.connect_timeout,
                            banner_timeout=self.connect_timeout, auth_timeout=self.connect_timeout,
                            allow_agent=False, look_for_keys=False)
@@ -104,6 +104,15 @@ class Connection:
                                f"{e or type(e).__name__}") from None
         self.client = client
         return self
+
+    def _socket(self) -> socket.socket:
+        # Without TCP_NODELAY the kernel holds each short SSH message back until the
+        # one before it is acknowledged, and acknowledgements come late (delayed
+        # ACK): on alpha-pws500au that was two stalls of about 40 ms in every
+        # handshake (connect to first command answered: 144 ms, 61 ms with it off).
+        sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
 
     def close(self) -> None:
         if self.client:
