@@ -15,6 +15,7 @@ by one untimed `lab up` first if there is none).
 
 import argparse
 import os
+import re
 import select
 import statistics
 import subprocess
@@ -51,7 +52,7 @@ def bare_boot(target, im) -> float:
     # init that exits panics the kernel, and on SMP the panic can stop the CPUs
     # before the serial port has sent the line. The rest is lab up's own guest: the
     # same machine, devices and kernel options.
-    cmdline = (guest_cmdline(target).replace("rdinit=/sbin/init", "rdinit=/bin/sh")
+    cmdline = (re.sub(r"rdinit=\S+", "rdinit=/bin/sh", guest_cmdline(target))
                + f' -- -c "echo {BARE_MARK}; read forever"')
     argv = guest_command(target, im, "tcg", target.smp, target.memory, cmdline,
                          console=["-serial", "stdio"], netdev="user,id=net0")

@@ -35,7 +35,9 @@ from ..ssh import ConnectError, Connection, known_hosts_line
 from ..paths import run_dir
 from .state import GuestRecord, guest_dir, load, pid_is_qemu, remove
 
-BASE_CMDLINE = "console=ttyS0 rdinit=/sbin/init panic=-1"
+# rdinit: the start-up script runs first as PID 1 and execs busybox init when the
+# SSH server is up (images/rootfs/overlay/etc/init.d/rcS says why).
+BASE_CMDLINE = "console=ttyS0 rdinit=/etc/init.d/rcS panic=-1"
 # The devices every guest gets besides its console (the NIC on netdev "net0").
 # virtio-net, not an emulated e1000: QEMU's e1000 holds every received frame for
 # one second of guest time after each write of its receive control register, and

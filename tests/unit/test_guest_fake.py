@@ -59,7 +59,7 @@ def test_silence_is_a_silent_hang_not_an_endless_wait(fake_qemu):
         g.wait_ready(Deadline(60), silence=1.0)
     assert e.value.verdict == "silent-hang"
     assert time.monotonic() - t0 < 5
-    assert "Run /sbin/init" in e.value.console_tail
+    assert "Run /etc/init.d/rcS" in e.value.console_tail
     g.shutdown(hard_only=True)
     assert not g.running()
 
