@@ -20,10 +20,10 @@ from typing import Any, Mapping
 
 from ..cache import Artifact, file_digest
 from ..errors import LabError
-from ..paths import project_root
 from ..runner import require, run
 from .steps import BuildContext, Step
-from .toolchain import apt_get_source, debian_package_version, tool_version
+from .toolchain import (apt_get_source, apply_patches, debian_package_version,
+                        source_patches, tool_version)
 
 PATCHES = "images/patches/qemu-palcode"
 IMAGE = "palcode-clipper"
@@ -71,10 +71,6 @@ def fetch_orig_tarball(spec: str, into: Path, log: Path) -> Path:
     return dest
 
 
-def patches() -> list[Path]:
-    return sorted((project_root() / PATCHES).glob("*.patch"))
-
-
 class Palcode(Step):
     kind = "palcode"
 
@@ -84,12 +80,11 @@ class Palcode(Step):
 
     def inputs(self) -> Mapping[str, Any]:
         return {"qemu": qemu_source_version(),
-                "patches": {p.name: file_digest(p) for p in patches()},
+                "patches": {p.name: file_digest(p) for p in source_patches(PATCHES)},
                 "compiler": tool_version(TOOLCHAIN + "gcc", "gcc-alpha-linux-gnu")}
 
     def build(self, ctx: BuildContext, out: Path, deps: Mapping[str, Artifact]) -> Mapping[str, Any]:
         require("apt-get", "apt")
-        require("patch", "patch")
         log = ctx.log_for(self)
         version = qemu_source_version()
         dl = out / "dl"
@@ -104,8 +99,7 @@ class Palcode(Step):
                 raise LabError(f"{orig.name} has no roms/qemu-palcode")
             tf.extractall(src, members=members, filter="fully_trusted")
         tree = next(src.iterdir())          # qemu-10.0.2/
-        for p in patches():
-            run(["patch", "-p1", "-i", str(p)], cwd=tree, log=log, what=f"patch {p.name}")
+        apply_patches(source_patches(PATCHES), tree, log)
         pal = tree / "roms" / "qemu-palcode"
         ctx.status("building palcode-clipper")
         make = ["make", "-C", str(pal), f"CROSS={TOOLCHAIN}"]

@@ -24,11 +24,16 @@ from ..paths import project_root
 from ..runner import require, run
 from . import cpio
 from .steps import BuildContext, Step
-from .toolchain import apt_get_source, sysroot, tool_version
+from .toolchain import apply_patches, apt_get_source, source_patches, sysroot, tool_version
 
 RECIPE_DIR = "images/rootfs"
 INITRAMFS = "initramfs.cpio.gz"
 HOST_KEY_PUB = "host_key.pub"
+DROPBEAR_PATCHES = "images/patches/dropbear"
+# -O2 as Debian builds it, not upstream's -Os: the key exchange of every SSH
+# connection runs the server's curve25519 code, which -Os leaves about 1.5 times
+# slower under QEMU (an i386 guest: 20 against 12 ms per scalar multiplication).
+DROPBEAR_CFLAGS = "-O2"
 
 
 def recipe() -> dict:
@@ -122,19 +127,22 @@ class Dropbear(_CrossStep):
 
     def inputs(self) -> Mapping[str, Any]:
         return {**self.cross_inputs(), "programs": recipe()["dropbear_programs"],
-                "localoptions": file_digest(project_root() / RECIPE_DIR / "dropbear-localoptions.h")}
+                "localoptions": file_digest(project_root() / RECIPE_DIR / "dropbear-localoptions.h"),
+                "patches": {p.name: file_digest(p) for p in source_patches(DROPBEAR_PATCHES)},
+                "cflags": DROPBEAR_CFLAGS}
 
     def build(self, ctx: BuildContext, out: Path, deps: Mapping[str, Artifact]) -> Mapping[str, Any]:
         log = ctx.log_for(self)
         build = out / "build"
         shutil.copytree(deps["deb-source"].path / "src", build, symlinks=True)
         shutil.copy(project_root() / RECIPE_DIR / "dropbear-localoptions.h", build / "localoptions.h")
+        apply_patches(source_patches(DROPBEAR_PATCHES), build, log)
         ctx.status(f"configuring dropbear for {self.arch}")
         run(["./configure", f"--host={self.toolchain.rstrip('-')}", "--disable-zlib",
              "--disable-lastlog", "--disable-utmp", "--disable-utmpx", "--disable-wtmp",
              "--disable-wtmpx", "--disable-pututline", "--disable-pututxline",
              "--disable-harden"], cwd=build, log=log, what="dropbear configure",
-            env={"CC": self.toolchain + "gcc"})
+            env={"CC": self.toolchain + "gcc", "CFLAGS": DROPBEAR_CFLAGS})
         programs = recipe()["dropbear_programs"]
         ctx.status(f"compiling dropbear for {self.arch}")
         run(["make", f"-j{ctx.jobs}", "PROGRAMS=" + " ".join(programs)], cwd=build, log=log,

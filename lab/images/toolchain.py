@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from ..errors import LabError
+from ..paths import project_root
 from ..runner import require, run
 
 
@@ -39,6 +40,17 @@ def debian_package_version(package: str) -> str:
     if p.returncode != 0 or "installed" not in fields:
         raise LabError(f"package {package} is not installed: `apt-get install {package}`")
     return fields[-1]
+
+
+def source_patches(directory: str) -> list[Path]:
+    """The ``*.patch`` files of a project directory, in the order they apply."""
+    return sorted((project_root() / directory).glob("*.patch"))
+
+
+def apply_patches(patches: list[Path], tree: Path, log: Path) -> None:
+    require("patch", "patch")
+    for p in patches:
+        run(["patch", "-p1", "-i", str(p)], cwd=tree, log=log, what=f"patch {p.name}")
 
 
 def sysroot(toolchain: str) -> str:
