@@ -222,7 +222,7 @@ class Rootfs(_CrossStep):
         root = out / "root"
         shutil.copytree(deps["busybox"].path / "root", root, symlinks=True)
         for d in ("proc", "sys", "dev", "tmp", "run", "etc/dropbear", "root/.ssh", "lib",
-                  "var/log", "usr/bin", "usr/sbin"):
+                  "var/log", "var/run", "usr/bin", "usr/sbin"):
             (root / d).mkdir(parents=True, exist_ok=True)
         shutil.copytree(project_root() / RECIPE_DIR / "overlay", root, dirs_exist_ok=True)
         (root / "root/.keep").unlink(missing_ok=True)
