@@ -10,10 +10,14 @@ lab up: `lab up` called to an SSH command answered, what a user waits for;
 cold boots the kernel (`--cold`), snapshot restores the target's snapshot (saved
 by one untimed `lab up` first if there is none).
 
-    benchmarks/boot.py [TARGET...] [--runs N]   (N: default 5)
+    benchmarks/boot.py [TARGET...] [--runs N] [--json FILE]   (N: default 5)
+
+--json FILE also writes every boot's time (seconds, in the order they ran) per
+target, for a look at the spread behind the medians.
 """
 
 import argparse
+import json
 import os
 import re
 import select
@@ -91,6 +95,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("targets", nargs="*")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--json", type=Path, metavar="FILE")
     args = ap.parse_args()
     os.environ.setdefault("LAB_RUN", tempfile.mkdtemp(prefix="lab-bench-run-"))
     lab = load_lab()
@@ -99,6 +104,7 @@ def main() -> None:
     store = Store(cache_dir())
     print(f"{'target':16} {'bare boot (s)':>14} {'cold up (s)':>12} {'ratio':>6} {'paired':>6} "
           f"{'snapshot up (s)':>16} {'ratio':>6}   (median of {args.runs})")
+    samples = {}
     for t in targets:
         im = images_for(lab, t, store)
         # Interleaved, so that a host that slows down or speeds up mid-run weighs on
@@ -112,13 +118,18 @@ def main() -> None:
         # which a host drifting between minutes moves less than the medians' ratio.
         paired = statistics.median(c / b for b, c in zip(bares, colds))
         row = f"{t.name:16} {bare:14.2f} {cold:12.2f} {cold / bare:6.2f} {paired:6.2f} "
+        samples[t.name] = {"bare": bares, "cold": colds}
         if why := snapshot.why_not(t, "tcg"):
             row += f"{'-':>16} {'-':>6}   ({why})"
         else:
             lab_up(lab, t, cold=False, priming=True)   # saves the snapshot if there is none
-            warm = statistics.median(lab_up(lab, t, cold=False) for _ in range(args.runs))
+            warms = [lab_up(lab, t, cold=False) for _ in range(args.runs)]
+            samples[t.name]["snapshot"] = warms
+            warm = statistics.median(warms)
             row += f"{warm:16.2f} {warm / bare:6.2f}"
         print(row, flush=True)
+        if args.json:
+            args.json.write_text(json.dumps(samples, indent=1) + "\n")
 
 
 if __name__ == "__main__":
