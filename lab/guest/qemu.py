@@ -53,6 +53,11 @@ CONSOLE_POLL = 0.005
 PORT_WAIT = 10.0
 
 
+# Signals QEMU dies of by its own fault (Popen reports them as a negative status).
+QEMU_FAULT_SIGNALS = {signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE,
+                      signal.SIGILL}
+
+
 class BootVerdict(GuestError):
     """The guest did not become ready: panic, oops, QEMU exit, silent hang or timeout."""
 
@@ -69,11 +74,22 @@ class BootVerdict(GuestError):
                 and not findings(self.console_tail.splitlines()))
 
     @property
+    def emulator_crash(self) -> bool:
+        """QEMU itself died of a fault signal: one of its own assertions (SIGABRT), or a
+        crash. Seen once: i386-smp under QEMU 10.0's multi-threaded TCG aborted in PCI
+        enumeration with `iotlb_to_section: Assertion section_index < sections_nb`, a vCPU
+        resolving a stale memory-map index. A `lab down` or the OOM killer sends other
+        signals, which are not retried."""
+        return (self.verdict == "qemu-exit" and self.exit_code is not None
+                and -self.exit_code in QEMU_FAULT_SIGNALS)
+
+    @property
     def emulator_fault(self) -> bool:
         """A boot lost to the emulation, not to the kernel: worth one more boot. Either QEMU
-        exited silently, or the guest reached user space and its network passed no packet
-        (its own ping of the gateway failed, or SSH never answered)."""
-        return self.silent_exit or self.verdict in ("ssh-silent", "no-network")
+        exited silently or crashed, or the guest reached user space and its network passed
+        no packet (its own ping of the gateway failed, or SSH never answered)."""
+        return (self.silent_exit or self.emulator_crash
+                or self.verdict in ("ssh-silent", "no-network"))
 
 
 def free_port() -> int:

@@ -205,6 +205,35 @@ def test_up_boots_again_after_a_silent_exit(fake_up, monkeypatch, tmp_path):
         guest.shutdown(hard_only=True)
 
 
+def test_a_qemu_that_aborts_is_an_emulator_fault(fake_qemu):
+    g = launch(fake_qemu, "abort")
+    with pytest.raises(BootVerdict) as e:
+        g.wait_ready(Deadline(30), silence=30)
+    g.shutdown(hard_only=True)
+    assert e.value.verdict == "qemu-exit" and e.value.exit_code == -signal.SIGABRT
+    assert e.value.emulator_crash and e.value.emulator_fault and not e.value.silent_exit
+    assert "iotlb_to_section: Assertion" in str(e.value)
+
+
+def test_up_boots_again_after_qemu_aborts(fake_up, monkeypatch, tmp_path):
+    lc, launches = fake_up
+    monkeypatch.setenv("FAKE_QEMU_ONCE", str(tmp_path / "aborted"))
+    lab = load_lab()
+    guest, conn = lc.up(lab, lab.target("alpha-es40"), extra_cmdline="fake=abort")
+    try:
+        assert len(launches) == 2 and guest.record.boot_attempts == 2
+    finally:
+        guest.shutdown(hard_only=True)
+
+
+def test_qemu_stopped_from_outside_is_not_retried():
+    # lab down (SIGTERM, then SIGKILL) or the OOM killer: the boot is not QEMU's fault
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        v = BootVerdict("qemu-exit", "QEMU exited", exit_code=-sig)
+        assert not v.emulator_crash and not v.emulator_fault
+    assert not BootVerdict("qemu-exit", "QEMU exited", exit_code=1).emulator_fault
+
+
 def test_up_gives_up_after_the_retries(fake_up):
     lc, launches = fake_up
     lab = load_lab()
