@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..config import Target
-from .console import (CPU_MARK, FATAL, KVM_FATAL, NO_NETWORK_MARK, READY_MARK, ConsoleLog,
+from .console import (CPU_MARK, FATAL, KVM_FATAL, NO_NETWORK_MARK, READY_MARK, STUCK, ConsoleLog,
                       findings)
 from ..deadline import Deadline
 from ..errors import GuestError, LabError
@@ -86,10 +86,12 @@ class BootVerdict(GuestError):
     @property
     def emulator_fault(self) -> bool:
         """A boot lost to the emulation, not to the kernel: worth one more boot. Either QEMU
-        exited silently or crashed, or the guest reached user space and its network passed
-        no packet (its own ping of the gateway failed, or SSH never answered)."""
+        exited silently or crashed, the kernel reported itself stuck (RCU stall, soft
+        lockup, hung task) before anything of the user's was loaded, or the guest reached
+        user space and its network passed no packet (its own ping of the gateway failed,
+        or SSH never answered)."""
         return (self.silent_exit or self.emulator_crash
-                or self.verdict in ("ssh-silent", "no-network"))
+                or self.verdict in ("ssh-silent", "no-network") or self.verdict in STUCK)
 
 
 def free_port() -> int:
@@ -281,7 +283,10 @@ class Guest:
             new = self.console.poll()
             if new:
                 last_output = time.monotonic()
-            bad = [f for f in findings(new) if f.kind in FATAL]
+            # A kernel stuck before lab has loaded anything (an RCU stall: seen on
+            # i386-smp under QEMU 10.0's multi-threaded TCG, an idle vCPU whose timer
+            # never fired) ends the wait at once too, as the emulator's fault.
+            bad = [f for f in findings(new) if f.kind in FATAL | STUCK]
             if bad:
                 # Let the rest of the report reach the log before quoting it.
                 time.sleep(0.5)

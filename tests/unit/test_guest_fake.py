@@ -226,6 +226,15 @@ def test_up_boots_again_after_qemu_aborts(fake_up, monkeypatch, tmp_path):
         guest.shutdown(hard_only=True)
 
 
+def test_a_kernel_stuck_during_boot_ends_the_wait_at_once_as_an_emulator_fault(fake_qemu):
+    # the console keeps printing (no silent hang), and the deadline is far away;
+    # up() boots again for any emulator fault (the vanish and abort tests)
+    verdict, seconds = boot_given_up(fake_qemu, "stall", 120, ssh_after_ready=40.0)
+    assert verdict.verdict == "rcu-stall" and verdict.emulator_fault
+    assert seconds < 20
+    assert "rcu_preempt detected stalls" in str(verdict)
+
+
 def test_qemu_stopped_from_outside_is_not_retried():
     # lab down (SIGTERM, then SIGKILL) or the OOM killer: the boot is not QEMU's fault
     for sig in (signal.SIGTERM, signal.SIGKILL):
