@@ -247,8 +247,11 @@ def cmd_ssh(args, ui: UI) -> int:
     if not command:
         argv = shlex.split(_reach(rec)["ssh"])
         os.execvp(argv[0], argv)
+    # Like ssh: standard input that is not a terminal goes to the command (`lab ssh
+    # NAME -- 'cat > f' < f`); `< /dev/null` gives it none.
+    stdin = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()
     with Guest(rec).connection(command_timeout=args.timeout).connect() as c:
-        r = c.run(" ".join(command) if len(command) == 1 else command, check=False)
+        r = c.run(" ".join(command) if len(command) == 1 else command, check=False, stdin=stdin)
     sys.stdout.write(r.stdout)
     sys.stderr.write(r.stderr)
     return r.exit_code

@@ -147,15 +147,18 @@ class Connection:
 
     def run(self, command: str | Sequence[str], timeout: float | None = None,
             check: bool = True, stdin: bytes | None = None) -> Result:
-        """Run a command; raise SSHError on timeout, RemoteCommandError on failure if check."""
+        """Run a command (``stdin`` as its standard input, else none); raise SSHError on
+        timeout, RemoteCommandError on failure if check."""
         cmd = command_string(command)
         limit = self.command_timeout if timeout is None else timeout
         ch = self.open_channel(cmd)
         ch.settimeout(limit)
         end = time.monotonic() + limit
-        if stdin is not None:
+        # The command's standard input is ``stdin``, then end of file (none: at once),
+        # so a command that reads it does not wait out the timeout.
+        if stdin:
             ch.sendall(stdin)
-            ch.shutdown_write()
+        ch.shutdown_write()
         out, err = bytearray(), bytearray()
         try:
             while True:

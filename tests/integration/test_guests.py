@@ -1,3 +1,4 @@
+import hashlib
 import os
 
 import pytest
@@ -27,6 +28,25 @@ def test_boot_and_run_a_command(lab, built, running, name):
     assert all_records() == []
     with pytest.raises(OSError):
         os.kill(pid, 0)
+
+
+def test_lab_ssh_passes_standard_input_and_a_command_without_it_gets_eof(lab, built, running):
+    import subprocess
+    import sys
+    from pathlib import Path
+    lab_cli = str(Path(sys.executable).parent / "lab")
+    data = bytes(range(256)) * 300
+    with running("i386-up") as (guest, conn):
+        name = guest.record.name
+        p = subprocess.run([lab_cli, "ssh", name, "--", "cat > /tmp/in; md5sum < /tmp/in"],
+                           input=data, capture_output=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.split()[0].decode() == hashlib.md5(data).hexdigest()
+        # no input: the remote `cat` ends at once instead of waiting out the timeout
+        p = subprocess.run([lab_cli, "ssh", name, "--", "cat | wc -c"],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        assert p.returncode == 0 and p.stdout.strip() == b"0", p
+        assert conn.run("cat | wc -c", timeout=30).stdout.strip() == "0"
 
 
 def test_panic_during_boot_is_reported_quickly(lab, built):
