@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from lab.soak import SoakOptions, run_soak
+from lab.soak.thresholds import TCG_ROUND_ROBIN_MS
 
 TESTS = Path(__file__).resolve().parent.parent
 FAULTY, GOOD = TESTS / "faulty", TESTS / "good"
@@ -48,7 +49,11 @@ def test_shipped_module_passes(lab, built, tmp_path, name):
     assert all(t["ran"] and not t["left"] for r in cycles for t in r["threads"])
     # two dwell cycles of 3.5 s: 5 threads x 2-3 periods each
     assert s["period_ms"]["samples"] >= 10
-    assert abs(s["period_ms"]["mean"] - 1000) < 100
+    # About the module's 1-s sleep; an SMP guest on one TCG thread may wake late by
+    # QEMU's round-robin slice (the allowance the soak's jitter check gives it too).
+    target = lab.target(name)
+    one_thread_smp = target.smp > 1 and target.spec.host_threads(target.smp) == 1
+    assert abs(s["period_ms"]["mean"] - 1000) < 100 + (TCG_ROUND_ROBIN_MS if one_thread_smp else 0)
     assert s["memory"]["samples"] == 25 and "too few cycles" in s["memory"]["note"]
     for f in ("summary.json", "console.log", "junit.xml"):
         assert (tmp_path / f).is_file()
