@@ -22,7 +22,7 @@ from ..cache import Artifact, file_digest
 from ..errors import LabError
 from ..runner import require, run
 from .steps import BuildContext, Step
-from .toolchain import (apt_get_source, apply_patches, debian_package_version,
+from .toolchain import (apt_get_source, apply_patches, debian_package_version, patch_digests,
                         source_patches, tool_version)
 
 PATCHES = "images/patches/qemu-palcode"
@@ -80,7 +80,7 @@ class Palcode(Step):
 
     def inputs(self) -> Mapping[str, Any]:
         return {"qemu": qemu_source_version(),
-                "patches": {p.name: file_digest(p) for p in source_patches(PATCHES)},
+                "patches": patch_digests(PATCHES),
                 "compiler": tool_version(TOOLCHAIN + "gcc", "gcc-alpha-linux-gnu")}
 
     def build(self, ctx: BuildContext, out: Path, deps: Mapping[str, Artifact]) -> Mapping[str, Any]:

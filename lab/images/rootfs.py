@@ -9,8 +9,10 @@ client can pin it.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import stat
+import types
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -24,21 +26,30 @@ from ..paths import project_root
 from ..runner import require, run
 from . import cpio
 from .steps import BuildContext, Step
-from .toolchain import apply_patches, apt_get_source, source_patches, sysroot, tool_version
+from .toolchain import (apply_patches, apt_get_source, patch_digests, source_patches, sysroot,
+                        tool_version)
 
 RECIPE_DIR = "images/rootfs"
 INITRAMFS = "initramfs.cpio.gz"
 HOST_KEY_PUB = "host_key.pub"
 DROPBEAR_PATCHES = "images/patches/dropbear"
-# -O2 as Debian builds it, not upstream's -Os: the key exchange of every SSH
-# connection runs the server's curve25519 code, which -Os leaves about 1.5 times
-# slower under QEMU (an i386 guest: 20 against 12 ms per scalar multiplication).
+# -O2 as Debian builds them, not upstream's -Os, for dropbear and the libsodium
+# it links: every SSH connection's key exchange and host-key signature run there.
 DROPBEAR_CFLAGS = "-O2"
 
 
-def recipe() -> dict:
-    with open(project_root() / RECIPE_DIR / "rootfs.yaml", encoding="utf-8") as f:
-        return yaml.safe_load(f)
+def recipe() -> Mapping[str, Any]:
+    """rootfs.yaml, parsed once per version of the file: every step key and image
+    lookup reads it (16 times for one `lab up`, 10 ms of YAML parsing)."""
+    path = project_root() / RECIPE_DIR / "rootfs.yaml"
+    st = path.stat()
+    return _parsed_recipe(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed_recipe(path: str, mtime_ns: int, size: int) -> Mapping[str, Any]:
+    with open(path, encoding="utf-8") as f:
+        return types.MappingProxyType(yaml.safe_load(f))
 
 
 def guest_tool_sources() -> list[Path]:
@@ -165,7 +176,7 @@ class Dropbear(_CrossStep):
     def inputs(self) -> Mapping[str, Any]:
         return {**self.cross_inputs(), "programs": recipe()["dropbear_programs"],
                 "localoptions": file_digest(project_root() / RECIPE_DIR / "dropbear-localoptions.h"),
-                "patches": {p.name: file_digest(p) for p in source_patches(DROPBEAR_PATCHES)},
+                "patches": patch_digests(DROPBEAR_PATCHES),
                 "cflags": DROPBEAR_CFLAGS}
 
     def build(self, ctx: BuildContext, out: Path, deps: Mapping[str, Artifact]) -> Mapping[str, Any]:

@@ -6,6 +6,7 @@ import functools
 import subprocess
 from pathlib import Path
 
+from ..cache import file_digest
 from ..errors import LabError
 from ..paths import project_root
 from ..runner import require, run
@@ -45,6 +46,11 @@ def debian_package_version(package: str) -> str:
 def source_patches(directory: str) -> list[Path]:
     """The ``*.patch`` files of a project directory, in the order they apply."""
     return sorted((project_root() / directory).glob("*.patch"))
+
+
+def patch_digests(directory: str) -> dict[str, str]:
+    """Each patch's content digest, by name: part of the key of the step that applies them."""
+    return {p.name: file_digest(p) for p in source_patches(directory)}
 
 
 def apply_patches(patches: list[Path], tree: Path, log: Path) -> None:

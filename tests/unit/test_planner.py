@@ -106,3 +106,16 @@ def test_manifest_records_inputs_and_deps(tmp_path):
     assert m["inputs"]["inputs"] == {"config": "CONFIG_SMP=y"}
     assert set(m["inputs"]["deps"]) == {"kernel-source"}
     assert [a.kind for a in store.all()] == ["busybox", "kernel", "kernel-source", "rootfs"]
+
+
+def test_rootfs_recipe_is_parsed_once_per_version_of_the_file(tmp_path, monkeypatch):
+    from lab.images import rootfs
+    (tmp_path / "images" / "rootfs").mkdir(parents=True)
+    recipe = tmp_path / "images" / "rootfs" / "rootfs.yaml"
+    recipe.write_text('sources:\n  busybox: "1"\n')
+    monkeypatch.setattr(rootfs, "project_root", lambda: tmp_path)
+    first = rootfs.recipe()
+    assert rootfs.recipe() is first
+    # An edit shows at once: a step key must never see an old recipe.
+    recipe.write_text('sources:\n  busybox: "1.1"\n')
+    assert rootfs.recipe()["sources"]["busybox"] == "1.1"
