@@ -293,8 +293,10 @@ class Rootfs(_CrossStep):
         auth.chmod(0o600)
         (root / "root/.ssh").chmod(0o700)
         (root / "root").chmod(0o700)
+        # rcS reads the SSH server's log through the FIFO until the host's first login.
         entries = [cpio.Entry("dev/console", stat.S_IFCHR | 0o600, rdev=(5, 1)),
-                   cpio.Entry("dev/null", stat.S_IFCHR | 0o666, rdev=(1, 3))]
+                   cpio.Entry("dev/null", stat.S_IFCHR | 0o666, rdev=(1, 3)),
+                   cpio.Entry("var/run/dropbear-log", stat.S_IFIFO | 0o600)]
         cpio.write_gz(sorted(cpio.entries_from_tree(root) + entries, key=lambda e: e.name),
                       out / INITRAMFS)
         shutil.rmtree(root)
