@@ -109,3 +109,47 @@ def test_port_taken_between_choice_and_bind_boots_on_another(lab, built, squatte
     finally:
         conn.close()
         guest.shutdown(soft_timeout=10)
+
+
+def test_start_up_finishes_while_the_first_session_stays_open(lab, built):
+    # rcS leaves the pseudo-terminals and busybox init until the host's first
+    # session ends, or 1 s passes without a word from the SSH server: a session
+    # the host keeps open must not hold the guest's start-up back for longer.
+    import time
+    guest, conn = up(lab, lab.target("alpha-pws500au"), accel="tcg", cold=True)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            state = conn.run("cat /proc/1/comm; ls /dev/pts", check=False).stdout.split()
+            if state[:2] == ["init", "ptmx"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert state[:2] == ["init", "ptmx"], state
+        # the SSH server's log still reaches its file, through rcS and then cat
+        log = conn.run("cat /var/log/dropbear.log").stdout
+        assert log.count("Pubkey auth succeeded") >= 1, log
+        conn.run("true")
+        other = guest.connection().connect()
+        other.close()
+        deadline = time.monotonic() + 10
+        while conn.run("cat /var/log/dropbear.log").stdout.count("Pubkey auth succeeded") < 2:
+            assert time.monotonic() < deadline, "a later login never reached the log"
+            time.sleep(0.2)
+    finally:
+        conn.close()
+        guest.shutdown(hard_only=True)
+
+
+def test_soft_stop_right_after_up(lab, built):
+    # Right after up() PID 1 is still rcS, waiting for the first session to end;
+    # it must act on poweroff's signal as init would, or the stop waits out its
+    # soft timeout and ends in a hard one.
+    import time
+    guest, conn = up(lab, lab.target("alpha-pws500au"), accel="tcg", cold=True)
+    t0 = time.monotonic()
+    try:
+        how = guest.shutdown(soft_timeout=20)
+    finally:
+        conn.close()
+        guest.shutdown(hard_only=True)
+    assert how == "soft" and time.monotonic() - t0 < 10, (how, time.monotonic() - t0)
