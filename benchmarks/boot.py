@@ -35,7 +35,7 @@ from lab.build import build_targets  # noqa: E402
 from lab.cache import Store  # noqa: E402
 from lab.config import load_lab  # noqa: E402
 from lab.guest.console import KERNEL_MESSAGE  # noqa: E402
-from lab.guest.qemu import guest_cmdline, guest_command  # noqa: E402
+from lab.guest.qemu import QEMU_FAULT_SIGNALS, guest_cmdline, guest_command  # noqa: E402
 from lab.images import images_for  # noqa: E402
 from lab.guest.lifecycle import up  # noqa: E402
 from lab.paths import cache_dir  # noqa: E402
@@ -51,7 +51,24 @@ def init_has_spoken(output: bytes) -> bool:
     return BARE_MARK in KERNEL_MESSAGE.sub("", output.decode(errors="replace"))
 
 
-def bare_boot(target, im) -> float:
+class EmulatorFault(RuntimeError):
+    """QEMU itself died of a fault signal before the one-shot init spoke."""
+
+
+def bare_boot(target, im, attempts: int = 3) -> float:
+    """A bare boot's time; one that QEMU's own fault ended is booted again (what lab
+    up does for its guests too), and said so on stderr."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return _bare_boot_once(target, im)
+        except EmulatorFault as e:
+            if attempt == attempts:
+                raise
+            print(f"{target.name}: bare boot {attempt}: {e}; booting again", file=sys.stderr)
+    raise AssertionError("not reached")
+
+
+def _bare_boot_once(target, im) -> float:
     # A shell that prints the mark with a builtin and then waits on its console: an
     # init that exits panics the kernel, and on SMP the panic can stop the CPUs
     # before the serial port has sent the line. The rest is lab up's own guest: the
@@ -61,7 +78,8 @@ def bare_boot(target, im) -> float:
     argv = guest_command(target, im, "tcg", target.smp, target.memory, cmdline,
                          console=["-serial", "stdio"], netdev="user,id=net0")
     t0 = time.monotonic()
-    with subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE) as p:
+    with tempfile.TemporaryFile() as err, \
+            subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err) as p:
         try:
             seen = b""
             while not init_has_spoken(seen):
@@ -70,7 +88,13 @@ def bare_boot(target, im) -> float:
                     raise TimeoutError(f"{target.name}: no output of the one-shot init in 120 s")
                 chunk = os.read(p.stdout.fileno(), 65536)
                 if not chunk:
-                    raise RuntimeError(f"{target.name}: QEMU ended before the one-shot init ran")
+                    code = p.wait()
+                    err.seek(0)
+                    why = err.read().decode(errors="replace").strip()[-300:] or "(no stderr)"
+                    if code < 0 and -code in QEMU_FAULT_SIGNALS:
+                        raise EmulatorFault(f"QEMU died of signal {-code}: {why}")
+                    raise RuntimeError(f"{target.name}: QEMU ended (status {code}) before the "
+                                       f"one-shot init ran: {why}")
                 seen += chunk
             return time.monotonic() - t0
         finally:
