@@ -87,20 +87,29 @@ class DebianSource(Step):
 
 
 class _CrossStep(Step):
+    """A step built once per guest arch with that arch's cross compiler."""
+
     def __init__(self, arch: str, toolchain: str, compiler_package: str):
         self.arch, self.toolchain, self.compiler_package = arch, toolchain, compiler_package
+
+    @property
+    def name(self) -> str:
+        return self.arch
 
     def cross_inputs(self) -> dict[str, Any]:
         return {"arch": self.arch, "toolchain": self.toolchain,
                 "compiler": tool_version(self.toolchain + "gcc", self.compiler_package)}
 
+    def configure(self, build: Path, log: Path, *options: str,
+                  env: Mapping[str, str] | None = None) -> None:
+        """An autoconf ``./configure`` for this arch, built with ``DROPBEAR_CFLAGS``."""
+        run(["./configure", f"--host={self.toolchain.rstrip('-')}", *options], cwd=build, log=log,
+            what=f"{self.kind} configure",
+            env={"CC": self.toolchain + "gcc", "CFLAGS": DROPBEAR_CFLAGS, **(env or {})})
+
 
 class Busybox(_CrossStep):
     kind = "busybox"
-
-    @property
-    def name(self) -> str:
-        return self.arch
 
     def deps(self) -> list[Step]:
         return [DebianSource("busybox", recipe()["sources"]["busybox"])]
@@ -132,10 +141,6 @@ class Libsodium(_CrossStep):
 
     kind = "libsodium"
 
-    @property
-    def name(self) -> str:
-        return self.arch
-
     def deps(self) -> list[Step]:
         return [DebianSource("libsodium", recipe()["sources"]["libsodium"])]
 
@@ -152,10 +157,8 @@ class Libsodium(_CrossStep):
         require("libtoolize", "libtool")
         run(["autoreconf", "-fi"], cwd=build, log=log, what="libsodium autoreconf")
         # --enable-minimal: the primitives dropbear asks for, not the whole API.
-        run(["./configure", f"--host={self.toolchain.rstrip('-')}", f"--prefix={out}",
-             "--disable-shared", "--enable-static", "--enable-minimal",
-             "--disable-dependency-tracking"], cwd=build, log=log, what="libsodium configure",
-            env={"CC": self.toolchain + "gcc", "CFLAGS": DROPBEAR_CFLAGS})
+        self.configure(build, log, f"--prefix={out}", "--disable-shared", "--enable-static",
+                       "--enable-minimal", "--disable-dependency-tracking")
         ctx.status(f"compiling libsodium for {self.arch}")
         run(["make", f"-j{ctx.jobs}", "install"], cwd=build, log=log, what="libsodium build")
         shutil.rmtree(build)
@@ -164,10 +167,6 @@ class Libsodium(_CrossStep):
 
 class Dropbear(_CrossStep):
     kind = "dropbear"
-
-    @property
-    def name(self) -> str:
-        return self.arch
 
     def deps(self) -> list[Step]:
         return [DebianSource("dropbear", recipe()["sources"]["dropbear"]),
@@ -187,13 +186,11 @@ class Dropbear(_CrossStep):
         apply_patches(source_patches(DROPBEAR_PATCHES), build, log)
         sodium = deps["libsodium"].path
         ctx.status(f"configuring dropbear for {self.arch}")
-        run(["./configure", f"--host={self.toolchain.rstrip('-')}", "--disable-zlib",
-             "--disable-lastlog", "--disable-utmp", "--disable-utmpx", "--disable-wtmp",
-             "--disable-wtmpx", "--disable-pututline", "--disable-pututxline",
-             "--disable-harden"], cwd=build, log=log, what="dropbear configure",
-            env={"CC": self.toolchain + "gcc", "CFLAGS": DROPBEAR_CFLAGS,
-                 "CPPFLAGS": f"-I{sodium / 'include'}", "LDFLAGS": f"-L{sodium / 'lib'}",
-                 "LIBS": "-lsodium"})
+        self.configure(build, log, "--disable-zlib", "--disable-lastlog", "--disable-utmp",
+                       "--disable-utmpx", "--disable-wtmp", "--disable-wtmpx",
+                       "--disable-pututline", "--disable-pututxline", "--disable-harden",
+                       env={"CPPFLAGS": f"-I{sodium / 'include'}",
+                            "LDFLAGS": f"-L{sodium / 'lib'}", "LIBS": "-lsodium"})
         programs = recipe()["dropbear_programs"]
         ctx.status(f"compiling dropbear for {self.arch}")
         run(["make", f"-j{ctx.jobs}", "PROGRAMS=" + " ".join(programs)], cwd=build, log=log,
@@ -251,10 +248,6 @@ class Rootfs(_CrossStep):
 
     kind = "rootfs"
     helper_modules = ("lab.images.cpio",)
-
-    @property
-    def name(self) -> str:
-        return self.arch
 
     def deps(self) -> list[Step]:
         args = (self.arch, self.toolchain, self.compiler_package)
