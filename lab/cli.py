@@ -16,6 +16,7 @@ from rich.table import Table
 
 from . import __version__, interrupt
 from .cli_common import kernel_flags, kernel_options, variant_of
+from .config import THREADING_LABELS
 from .errors import LabError
 from .verdict import Verdict
 
@@ -159,13 +160,14 @@ def cmd_up(args, ui: UI) -> int:
     elapsed = time.monotonic() - t0
     info = {"name": rec.name, "target": rec.target, "pid": rec.pid, "ssh_port": rec.ssh_port,
             "accel": rec.accel, "smp": rec.smp, "cpu_model": rec.cpu_model,
-            "from_snapshot": rec.from_snapshot, "ready_seconds": rec.ready_seconds,
+            "threading": rec.threading, "from_snapshot": rec.from_snapshot, "ready_seconds": rec.ready_seconds,
             "up_seconds": round(elapsed, 2), "snapshot_note": rec.snapshot_note, **_reach(rec)}
     if ui.json_mode:
         ui.emit_json(info)
     else:
         how = "restored from its snapshot" if rec.from_snapshot else "booted"
-        ui.out.print(f"{rec.name} is up ({rec.accel}, {rec.smp} x {rec.cpu_model or '?'}, "
+        ui.out.print(f"{rec.name} is up ({rec.smp} x {rec.cpu_model or '?'}, "
+                     f"{THREADING_LABELS.get(rec.threading, rec.accel)}, "
                      f"{how}, SSH ready in {rec.ready_seconds:.1f}s)")
         if rec.snapshot_note:
             ui.out.print(f"  no snapshot: {rec.snapshot_note}")

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from .cli_common import kernel_options, variant_of
+from .report import threading_label
 
 
 def _lab():
@@ -288,7 +289,7 @@ def print_summary(ui, res) -> None:
     s = res.summary
     colour = "green" if res.verdict == "pass" else "red" if res.verdict.module_failed else "yellow"
     ui.out.print(f"[bold]{s['target']}[/bold] ({s['arch']}, {s['smp']} x "
-                 f"{s.get('cpu_model') or s.get('cpu')}, kernel "
+                 f"{s.get('cpu_model') or s.get('cpu')}{threading_label(s)}, kernel "
                  f"{s.get('kernel_release', '?')}): [{colour}]{s['verdict'].upper()}[/]  "
                  f"{s['cycles']}/{s['requested_cycles']} cycles, "
                  f"{s['cycles_per_second'] or 0:.2f} cycles/s ({s['seconds']:.1f}s in all)")

@@ -32,26 +32,6 @@ class ArchSpec:
     user_qemu: str          # qemu-user binary to run guest programs on the host
     host_kvm_arch: str | None  # host `uname -m` on which KVM could run this guest
     snapshot_blocker: str | None = None  # why its guests cannot be snapshotted, if they cannot
-    # Why an SMP guest of this arch runs all its vCPUs on one host thread under TCG
-    # (-accel tcg,thread=single), if it must.
-    one_tcg_thread: str | None = None
-
-    def accel_arg(self, accel: str, smp: int) -> str:
-        """QEMU's -accel value for a guest with ``smp`` vCPUs on ``accel`` (tcg or kvm).
-        Under TCG, LAB_TCG_THREAD=multi or =single overrides the arch's threading (a
-        QEMU without the fault, a benchmark)."""
-        if accel != "tcg":
-            return accel
-        choice = os.environ.get("LAB_TCG_THREAD", "auto")
-        if choice not in ("auto", "multi", "single"):
-            raise LabError(f"LAB_TCG_THREAD={choice!r}: valid are auto, multi, single")
-        if choice == "auto":
-            choice = "single" if self.one_tcg_thread else "multi"
-        return "tcg,thread=single" if choice == "single" and smp > 1 else "tcg"
-
-    def host_threads(self, smp: int) -> int:
-        """Host threads a TCG guest keeps busy: one per vCPU, or one in all."""
-        return 1 if self.accel_arg("tcg", smp) != "tcg" else smp
 
 
 ARCHES: dict[str, ArchSpec] = {
@@ -75,29 +55,21 @@ ARCHES: dict[str, ArchSpec] = {
         # restores to a guest whose interrupt masks and PCI windows are back at reset.
         snapshot_blocker="qemu-system-alpha cannot snapshot Alpha guests: the Typhoon "
                          "chipset model (clipper) saves no state, so a restored guest "
-                         "has lost its interrupt and PCI setup",
-        # Multi-threaded TCG (one host thread per vCPU) loses SMP Alpha boots in both
-        # QEMU versions measured (issue 13), both times while the kernel sets up PCI:
-        # - 7.2: a vCPU can still use its TLB's MMIO entries after another vCPU changed
-        #   the memory map (PCI BAR assignment), and QEMU resolves them against the new
-        #   map, so the access lands in another device: tcg_commit() publishes the new
-        #   map to every CPU at once but only queues the other CPUs' TLB flushes. An
-        #   idle CPU's clock-interrupt read of the Typhoon Cchip's MISC register went to
-        #   "pci0-iack" + 0x80, the CPU took a machine check in PALcode and halted, and
-        #   QEMU exited 0 (2 of 132 bare alpha-es40 boots on an idle host).
-        # - 10.0 switches each CPU to the new map on its own thread with its TLB flush
-        #   (system/physmem.c, tcg_commit_cpu), which closes that window, but 1 of 8
-        #   alpha-es40 boots on a saturated host froze the guest's clock (jiffies
-        #   stopped at 200) during BAR sizing: a lost timer interrupt; not explained.
-        # With one thread for all vCPUs neither was seen: 30 of 30 and 40 of 40 boots
-        # on a saturated host (10.0 and 7.2). Since idle Alpha vCPUs halt (WTINT in
-        # images/kernel/linux-6.1/alpha.config), 30 of 30 multi-threaded alpha-es40
-        # boots on 10.0 were good too; one thread stays until the freeze is explained,
-        # and costs 0.1 to 0.3 s of a cold boot.
-        one_tcg_thread="multi-threaded TCG loses SMP Alpha boots while the kernel sets up "
-                       "PCI (QEMU 7.2 misroutes MMIO accesses, 10.0 loses a CPU's clock "
-                       "interrupts)"),
+                         "has lost its interrupt and PCI setup"),
 }
+
+# How TCG runs an SMP guest's vCPUs: "multi", one host thread per vCPU (the default on
+# every target: two threads of a module really run at the same instant, so races
+# show), or "single", one host thread taking the vCPUs in turn (-accel
+# tcg,thread=single; QEMU switches when a vCPU idles or every TCG_ROUND_ROBIN_MS).
+# A target file may say `tcg_thread: single`; LAB_TCG_THREAD=multi|single overrides
+# every target. The README's "SMP Alpha in parallel" gives the history (SMP Alpha ran
+# single-threaded while QEMU 7.2 misrouted MMIO accesses, and while 10.0 froze one
+# guest clock with idle vCPUs spinning) and the stress figures behind the default.
+TCG_THREADINGS = ("multi", "single")
+# Target.threading's values, as the summary, `lab up` and the report say them.
+THREADING_LABELS = {"multi": "one TCG thread per vCPU", "single": "one TCG thread for all vCPUs",
+                    "up": "one vCPU", "kvm": "KVM"}
 
 
 @dataclass(frozen=True)
@@ -133,6 +105,9 @@ class Target:
     # Boots retried after QEMU exits silently (status 0, no kernel message) before
     # user space: an emulator fault seen on clipper in about 1 boot in 40.
     boot_retries: int = 1
+    # TCG_THREADINGS: the threading this target's SMP guests run with under TCG, after
+    # LAB_TCG_THREAD (resolved when the target is loaded).
+    tcg_thread: str = "multi"
     # Alpha firmware: "qemu" (QEMU's own palcode-clipper, EV67 only) or "lab"
     # (built here from Debian's qemu source, runs on EV56, PCA56, EV6 and EV67).
     palcode: str = "qemu"
@@ -148,6 +123,26 @@ class Target:
     @property
     def spec(self) -> ArchSpec:
         return ARCHES[self.arch]
+
+    def accel_arg(self, accel: str, smp: int | None = None) -> str:
+        """QEMU's -accel value for a guest of this target with ``smp`` vCPUs on
+        ``accel`` (tcg or kvm)."""
+        if accel != "tcg":
+            return accel
+        return "tcg,thread=single" if self.threading(accel, smp) == "single" else "tcg"
+
+    def threading(self, accel: str, smp: int | None = None) -> str:
+        """How the guest's vCPUs run on the host: "kvm", "multi" (one TCG thread per
+        vCPU), "single" (one TCG thread for all), or "up" (one vCPU)."""
+        smp = smp or self.smp
+        if accel != "tcg":
+            return accel
+        return self.tcg_thread if smp > 1 else "up"
+
+    def host_threads(self, smp: int | None = None) -> int:
+        """Host threads a TCG guest keeps busy: one per vCPU, or one in all."""
+        smp = smp or self.smp
+        return 1 if self.threading("tcg", smp) == "single" else smp
 
 
 @dataclass(frozen=True)
@@ -289,7 +284,8 @@ def timeout_policy(threads: int = 1) -> tuple[float, str]:
 def load_target(path: Path) -> Target:
     r = _Reader(str(path), _load_yaml(path))
     r.only(("name", "arch", "machine", "cpu", "smp", "memory", "kernel", "description",
-            "notes", "kernel_cmdline", "qemu_args", "timeouts", "boot_retries", "palcode"))
+            "notes", "kernel_cmdline", "qemu_args", "timeouts", "boot_retries", "palcode",
+            "tcg_thread"))
     arch = r.choice("arch", tuple(ARCHES))
     spec = ARCHES[arch]
     name = r.get("name", str, path.stem)
@@ -302,7 +298,8 @@ def load_target(path: Path) -> Target:
     boot_retries = r.get("boot_retries", int, 1)
     if not 0 <= boot_retries <= 5:
         raise ConfigError(str(path), "boot_retries", f"{boot_retries!r} is out of range; valid: 0..5")
-    factor, policy = timeout_policy(spec.host_threads(smp))
+    tcg_thread = _tcg_thread(r)
+    factor, policy = timeout_policy(1 if tcg_thread == "single" else smp)
     t = r.sub("timeouts", {})
     assert t is not None
     t.only(tuple(Timeouts.__dataclass_fields__))
@@ -326,6 +323,7 @@ def load_target(path: Path) -> Target:
         timeout_policy=policy,
         boot_retries=boot_retries,
         palcode=_palcode(r, arch),
+        tcg_thread=tcg_thread,
         path=str(path),
     )
 
@@ -335,6 +333,15 @@ PALCODES = ("qemu", "lab")
 
 def _scaled(t: Timeouts, factor: float) -> Timeouts:
     return Timeouts(**{k: getattr(t, k) * factor for k in Timeouts.__dataclass_fields__})
+
+
+def _tcg_thread(r: "_Reader") -> str:
+    """The target's TCG threading: its file's `tcg_thread`, unless LAB_TCG_THREAD says."""
+    value = r.choice("tcg_thread", TCG_THREADINGS, "multi")
+    choice = os.environ.get("LAB_TCG_THREAD", "auto")
+    if choice not in ("auto", *TCG_THREADINGS):
+        raise LabError(f"LAB_TCG_THREAD={choice!r}: valid are auto, {', '.join(TCG_THREADINGS)}")
+    return value if choice == "auto" else choice
 
 
 def _palcode(r: "_Reader", arch: str) -> str:

@@ -129,7 +129,8 @@ def _stand_in(cell: Cell, verdict: Verdict, reason: str) -> None:
     """A summary for a cell that has none of its own (never started, or the lab failed)."""
     cell.verdict = verdict
     cell.summary = {"target": cell.target.name, "arch": cell.target.arch, "smp": cell.target.smp,
-                    "cpu": cell.target.cpu, "verdict": str(verdict), "reason": reason,
+                    "cpu": cell.target.cpu, "threading": cell.target.threading("tcg"),
+                    "verdict": str(verdict), "reason": reason,
                     "cycles": 0, "failures": [], "evidence": []}
     cell.out.mkdir(parents=True, exist_ok=True)
     (cell.out / "summary.json").write_text(json.dumps(cell.summary, indent=2))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from . import __version__
+from .config import THREADING_LABELS
 from .errors import LabError
 from .junit import write_junit
 from .soak.checks import percentiles, wake_periods
@@ -188,7 +189,7 @@ def render_html(merged: Mapping[str, Any], cell_dirs: Mapping[str, Path]) -> str
            f"<style>{CSS}</style></head><body>"]
     out.append(f"<h1>Hardware matrix: <span style='color:{COLOURS.get(merged['verdict'], '#000')}'>"
                f"{_e(merged['verdict'].upper())}</span></h1>")
-    keys = sorted({f"{t}: {cpu_label(s)}, kernel {s.get('kernel_key', '?')}, rootfs "
+    keys = sorted({f"{t}: {cpu_label(s)}{threading_label(s)}, kernel {s.get('kernel_key', '?')}, rootfs "
                    f"{s.get('rootfs_key', '?')}"
                    + (f", palcode {s['palcode_key']}" if s.get("palcode_key") else "")
                    for t, s in cells.items()})
@@ -279,6 +280,12 @@ def cpu_label(s: Mapping[str, Any]) -> str:
     if not seen:
         return f"{asked} (not read back)"
     return seen if seen.lower() == asked.lower() else f"{seen} (-cpu {asked})"
+
+
+def threading_label(s: Mapping[str, Any]) -> str:
+    """How the guest's vCPUs ran on the host, after a comma ("" in older summaries)."""
+    how = s.get("threading")
+    return f", {THREADING_LABELS.get(how, how)}" if how else ""
 
 
 def soak_facts(s: Mapping[str, Any]) -> list[str]:

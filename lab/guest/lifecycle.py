@@ -89,7 +89,7 @@ class _Boot:
     def cold(self) -> tuple[Guest, Connection]:
         attempts = 1 + self.target.boot_retries
         for attempt in range(1, attempts + 1):
-            self.status(f"booting {self.name} ({self.target.spec.accel_arg(self.accel, self.smp)}, "
+            self.status(f"booting {self.name} ({self.target.accel_arg(self.accel, self.smp)}, "
                         f"{self.smp} CPU)"
                         + (f", attempt {attempt} of {attempts}" if attempt > 1 else ""))
             started = time.monotonic()

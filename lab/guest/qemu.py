@@ -149,7 +149,7 @@ def guest_command(target: Target, images: GuestImages, accel: str, smp: int, mem
     cpu = "host" if accel == "kvm" else target.cpu
     return [
         spec.qemu, "-M", target.machine, "-cpu", cpu, "-smp", str(smp), "-m", str(memory),
-        "-accel", spec.accel_arg(accel, smp),
+        "-accel", target.accel_arg(accel, smp),
         "-kernel", str(images.kernel), "-initrd", str(images.initramfs), "-append", cmdline,
         "-display", "none", "-monitor", "none", "-parallel", "none", "-no-reboot",
         *console,
@@ -228,7 +228,8 @@ class Guest:
                               host_key=images.host_key, kernel_key=images.kernel_key,
                               rootfs_key=images.rootfs_key, kernel_release=images.kernel_release,
                               command=argv, bios_key=images.bios_key,
-                              from_snapshot=incoming is not None)
+                              from_snapshot=incoming is not None,
+                              threading=target.threading(accel, smp))
             rec.save()
             rec.known_hosts.write_text(known_hosts_line(port, images.host_key) + "\n")
             guest = cls(rec, target)

@@ -35,6 +35,9 @@ class GuestRecord:
     from_snapshot: bool = False   # restored from a post-boot snapshot, not booted
     ready_seconds: float = 0.0    # QEMU start to SSH connected
     snapshot_note: str = ""       # why this guest did not come from a snapshot, if it did not
+    # How its vCPUs run on the host (Target.threading): "multi", "single", "up" or "kvm".
+    # It decides which bugs can show: a race needs two vCPUs running at one instant.
+    threading: str = ""
 
     @property
     def path(self) -> Path:

@@ -181,8 +181,7 @@ def run_soak(lab: Lab, target: Target, opts: SoakOptions,
         (out / stale).unlink(missing_ok=True)
     thresholds = load_thresholds(target.arch, overrides=opts.overrides,
                                  factor=target.timeout_factor,
-                                 one_thread_smp=target.smp > 1
-                                 and target.spec.host_threads(target.smp) == 1)
+                                 one_thread_smp=target.threading("tcg") == "single")
     params = parse_params(opts.params)
     info: dict[str, Any] = {"target": target.name, "arch": target.arch, "smp": target.smp,
                             "cpu": target.cpu, "kernel_profile": target.kernel,
@@ -208,6 +207,7 @@ def run_soak(lab: Lab, target: Target, opts: SoakOptions,
                     from_snapshot=guest.record.from_snapshot,
                     ready_seconds=guest.record.ready_seconds,
                     cpu_model=guest.record.cpu_model, palcode=target.palcode,
+                    threading=guest.record.threading,
                     palcode_key=guest.record.bios_key)
         guest.console.poll()
         console_start = guest.console.offset

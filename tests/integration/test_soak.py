@@ -52,7 +52,7 @@ def test_shipped_module_passes(lab, built, tmp_path, name):
     # About the module's 1-s sleep; an SMP guest on one TCG thread may wake late by
     # QEMU's round-robin slice (the allowance the soak's jitter check gives it too).
     target = lab.target(name)
-    one_thread_smp = target.smp > 1 and target.spec.host_threads(target.smp) == 1
+    one_thread_smp = target.threading("tcg") == "single"
     assert abs(s["period_ms"]["mean"] - 1000) < 100 + (TCG_ROUND_ROBIN_MS if one_thread_smp else 0)
     assert s["memory"]["samples"] == 25 and "too few cycles" in s["memory"]["note"]
     for f in ("summary.json", "console.log", "junit.xml"):
@@ -145,6 +145,24 @@ def test_oops_in_init_is_a_crash_quoting_the_first_report(lab, built, tmp_path, 
     assert "oops" in res.summary["reason"]
     assert any("faulty_init" in line for line in ev), ev
     assert ev[-1].startswith("[... ") or len(ev) < 80
+
+
+@pytest.mark.parametrize("name", ["i386-smp", "alpha-ds20", "alpha-es40"])
+def test_a_race_between_threads_is_caught_on_every_smp_target(lab, built, tmp_path, name):
+    # Four threads share a list with no lock: only two vCPUs running at one instant
+    # (one TCG thread per vCPU, the default) can make it go wrong.
+    res = soak(lab, name, tmp_path, cycles=300, module_dir=FAULTY / "race")
+    assert res.summary["threading"] == "multi"
+    assert res.verdict.module_failed, explain(res)
+    assert res.summary["cycles"] < 300, explain(res)
+
+
+@pytest.mark.parametrize("name", ["i386-up", "alpha-pws500au"])
+def test_the_same_race_is_harmless_on_one_cpu(lab, built, tmp_path, name):
+    res = soak(lab, name, tmp_path, cycles=150, module_dir=FAULTY / "race")
+    assert res.verdict == "pass", explain(res)
+    assert res.summary["threading"] == "up"
+    assert res.summary["kthreads"]["per_cycle"] == {"4": 150}
 
 
 def test_slow_load_fails_on_timing(lab, built, tmp_path):

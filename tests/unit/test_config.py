@@ -51,6 +51,7 @@ def test_good_target(tmp_path):
     (GOOD + "timeouts: {boot: 0}\n", "timeouts.boot", ["out of range"]),
     (GOOD + "timeouts: {bot: 3}\n", "timeouts.bot", ["unknown key", "boot"]),
     (GOOD + "boot_retries: 9\n", "boot_retries", ["0..5"]),
+    (GOOD + "tcg_thread: two\n", "tcg_thread", ["multi", "single"]),
     ("arch: [alpha\n", "(syntax)", []),
     ("- a list\n", "(top level)", ["mapping"]),
 ])
@@ -64,6 +65,14 @@ def test_bad_target_names_file_key_and_choices(tmp_path, text, key, words):
     assert "\n" not in msg
     for w in words:
         assert w in msg
+
+
+def test_a_target_may_run_its_vcpus_on_one_tcg_thread(tmp_path, monkeypatch):
+    t = load_target(write(tmp_path, "es40", GOOD + "tcg_thread: single\n"))
+    assert t.threading("tcg") == "single" and t.accel_arg("tcg") == "tcg,thread=single"
+    assert t.host_threads() == 1 and t.threading("kvm") == "kvm"
+    monkeypatch.setenv("LAB_TCG_THREAD", "multi")   # the environment overrides every target
+    assert load_target(write(tmp_path, "es40", GOOD + "tcg_thread: single\n")).host_threads() == 4
 
 
 def test_target_name_must_match_file(tmp_path):

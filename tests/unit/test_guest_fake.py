@@ -25,7 +25,7 @@ def test_command_line_has_console_log_qmp_and_port(tmp_path):
     argv = qemu_command(target, images(tmp_path), tmp_path, 2222, "tcg", 4, 512)
     s = " ".join(argv)
     assert argv[0] == "qemu-system-alpha"
-    assert "-M clipper -cpu ev67 -smp 4 -m 512 -accel tcg,thread=single " in s
+    assert "-M clipper -cpu ev67 -smp 4 -m 512 -accel tcg " in s
     assert "user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22" in s and "virtio-net-pci,netdev=net0" in s
     assert f"logfile={tmp_path}/console.log" in s and f"unix:{tmp_path}/qmp.sock" in s
     assert "panic=-1" in s and "-no-reboot" in argv
@@ -286,22 +286,26 @@ def accel_arg(tmp_path, name: str, accel: str = "tcg", smp: int | None = None) -
     return argv[argv.index("-accel") + 1]
 
 
-def test_smp_alpha_guests_run_on_one_tcg_thread_and_others_on_one_per_vcpu(tmp_path):
-    # multi-threaded TCG loses SMP Alpha boots in QEMU 7.2 and 10.0 (ArchSpec.one_tcg_thread)
+def test_smp_guests_run_one_tcg_thread_per_vcpu_by_default(tmp_path):
+    # two threads of a module run at the same instant only with a host thread per vCPU
     def accel(name, smp=None):
         return accel_arg(tmp_path, name, smp=smp)
-    assert accel("alpha-es40") == accel("alpha-ds20") == "tcg,thread=single"
+    assert accel("alpha-es40") == accel("alpha-ds20") == accel("i386-smp") == "tcg"
     assert accel("alpha-pws500au") == accel("alpha-es40", smp=1) == "tcg"
-    assert accel("i386-smp") == "tcg"
     assert accel_arg(tmp_path, "i386-smp", accel="kvm") == "kvm"
+    lab = load_lab()
+    assert [lab.target(n).threading("tcg") for n in ("alpha-es40", "i386-up")] == ["multi", "up"]
+    assert lab.target("alpha-es40").host_threads() == 4
 
 
 def test_tcg_threading_can_be_chosen(tmp_path, monkeypatch):
-    monkeypatch.setenv("LAB_TCG_THREAD", "multi")
-    assert accel_arg(tmp_path, "alpha-es40") == "tcg"
     monkeypatch.setenv("LAB_TCG_THREAD", "single")
+    assert accel_arg(tmp_path, "alpha-es40") == "tcg,thread=single"
     assert accel_arg(tmp_path, "i386-smp") == "tcg,thread=single"
     assert accel_arg(tmp_path, "i386-up") == "tcg"
+    assert load_lab().target("alpha-es40").host_threads() == 1
+    monkeypatch.setenv("LAB_TCG_THREAD", "multi")
+    assert accel_arg(tmp_path, "alpha-es40") == "tcg"
     monkeypatch.setenv("LAB_TCG_THREAD", "two")
     with pytest.raises(LabError, match="LAB_TCG_THREAD"):
         accel_arg(tmp_path, "alpha-es40")

@@ -29,21 +29,25 @@ def test_policy_is_auto_unless_set_and_says_why(monkeypatch):
     monkeypatch.setattr("lab.hostload.read_load", lambda: HostLoad(2, 2.0))
     factor, why = timeout_policy(4)
     assert factor == 4.0 and why.startswith("auto: load 2.00 on 2 cores, 4 vCPU thread(s)")
-    # the host threads of the target's vCPUs decide its factor: one per vCPU for
-    # i386-smp, one in all for alpha-es40 (single-threaded TCG)
-    monkeypatch.setattr("lab.hostload.read_load", lambda: HostLoad(2, 0.0))
-    lab = load_lab()
-    calm = {t: lab.target(t).timeouts.boot for t in ("alpha-es40", "i386-smp")}
-    monkeypatch.setattr("lab.hostload.read_load", lambda: HostLoad(2, 1.0))
-    busy = load_lab()
-    assert busy.target("i386-smp").timeouts.boot == calm["i386-smp"] * 2.0
-    assert busy.target("alpha-es40").timeouts.boot == calm["alpha-es40"]
+    # the host threads of the target's vCPUs decide its factor: one per vCPU (the
+    # default), or one in all on single-threaded TCG
+    def boot_timeouts(load, threading):
+        monkeypatch.setenv("LAB_TCG_THREAD", threading)
+        monkeypatch.setattr("lab.hostload.read_load", lambda: HostLoad(2, load))
+        lab = load_lab()
+        return {t: lab.target(t).timeouts.boot for t in ("alpha-es40", "i386-smp", "i386-up")}
+    calm = boot_timeouts(0.0, "multi")
+    assert boot_timeouts(1.0, "multi") == {"alpha-es40": calm["alpha-es40"] * 2.0,
+                                           "i386-smp": calm["i386-smp"] * 2.0,
+                                           "i386-up": calm["i386-up"]}
+    assert boot_timeouts(1.0, "single") == calm
+    busy = load_lab()       # load 1.0, one TCG thread in all
     monkeypatch.setattr("lab.hostload.read_load", lambda: HostLoad(2, 1.8))
     busier = load_lab()
     assert busier.target("alpha-es40").timeouts.boot == calm["alpha-es40"] * 2.0
     # the factor the timeouts got is kept with the target, for the soak and its summary
     assert busier.target("alpha-es40").timeout_factor == 2.0
     assert busy.target("alpha-es40").timeout_policy.startswith("auto: load 1.00 on 2 cores")
-    assert busy.target("i386-up").timeouts.boot == lab.target("i386-up").timeouts.boot
+    assert busy.target("i386-up").timeouts.boot == calm["i386-up"]
     monkeypatch.setenv("LAB_TIMEOUT_FACTOR", "1")
     assert timeout_policy(4) == (1.0, "LAB_TIMEOUT_FACTOR=1")
