@@ -16,8 +16,14 @@ TROUBLE = [
     ("soft-lockup", re.compile(r"soft lockup - CPU#|hard LOCKUP", re.I)),
     ("rcu-stall", re.compile(r"rcu.*(self-detected stall|detected stalls?)|RCU Stall", re.I)),
     ("hung-task", re.compile(r"blocked for more than \d+ seconds")),
+    # Alpha's kernel-mode traps (arch/alpha/kernel/traps.c) kill the task as an oops
+    # does, in words of their own: "comm(pid): unhandled unaligned exception" (a list
+    # poison such as 0x122 dereferenced), "comm(pid): Arithmetic fault 0",
+    # "comm(pid): Instruction fault 0" (die_if_kernel, which prints only for the kernel).
     ("oops", re.compile(r"\bOops\b|Unable to handle kernel|general protection fault|"
-                        r"BUG: unable to handle|BUG: kernel NULL pointer|kernel BUG at")),
+                        r"BUG: unable to handle|BUG: kernel NULL pointer|kernel BUG at|"
+                        r"\(\d+\): (unhandled unaligned exception|"
+                        r"(Arithmetic|Instruction) fault -?\d+)")),
     ("bug", re.compile(r"\bBUG: ")),
     ("oom", re.compile(r"invoked oom-killer|Out of memory: Kill")),
     ("warning", re.compile(r"\bWARNING: ")),
@@ -100,6 +106,9 @@ def findings(lines: list[str]) -> list[Finding]:
 END_TRACE = re.compile(r"---\[ end trace|Kernel panic - not syncing")
 TRACE_START = re.compile(r"\b(Call )?Trace:")
 CODE_LINE = re.compile(r"\bCode:")
+# Alpha's unaligned-access report prints its code before its trace and ends the
+# trace with an empty message.
+BLANK_KERNEL_LINE = re.compile(r"\[\s*\d+\.\d+\]\s*$")
 
 
 def first_report(lines: list[str], max_lines: int = 80) -> list[str]:
@@ -109,7 +118,7 @@ def first_report(lines: list[str], max_lines: int = 80) -> list[str]:
     start = next((i for i, line in enumerate(lines) if classify(line) in FATAL), None)
     if start is None:
         return []
-    end, seen_trace = None, False
+    end, seen_trace, seen_code = None, False, False
     for i in range(start, min(len(lines), start + max_lines)):
         line = lines[i]
         if i > start and END_TRACE.search(line):
@@ -117,9 +126,12 @@ def first_report(lines: list[str], max_lines: int = 80) -> list[str]:
             break
         if TRACE_START.search(line):
             seen_trace = True
-        elif seen_trace and CODE_LINE.search(line):
+        elif seen_trace and (CODE_LINE.search(line)
+                             or seen_code and BLANK_KERNEL_LINE.match(line)):
             end = i
             break
+        elif CODE_LINE.search(line):
+            seen_code = True
     end = end if end is not None else min(len(lines), start + max_lines) - 1
     report = [line.rstrip() for line in lines[start:end + 1]]
     rest = len(lines) - end - 1

@@ -10,6 +10,8 @@ def test_classify_kernel_trouble():
     assert classify("[ 9.0] rcu: INFO: rcu_sched self-detected stall on CPU") == "rcu-stall"
     assert classify("[99.0] INFO: task rmmod:77 blocked for more than 30 seconds.") == "hung-task"
     assert classify("[60.2] watchdog: BUG: soft lockup - CPU#0 stuck for 53s! [faulty thread:87]") == "soft-lockup"
+    assert classify("[ 2.4] qworker/2(81): unhandled unaligned exception") == "oops"
+    assert classify("[ 2.4] CPU 1 faulty(90): Arithmetic fault 0") == "oops"
     assert classify("[ 1.0] thread_mod: thread 3 woke up") is None
     assert classify("[ 0.5] e1000: eth0 NIC Link is Up") is None
 

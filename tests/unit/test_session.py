@@ -151,6 +151,20 @@ def test_alpha_oops_report_ends_at_its_code_line_and_the_rest_is_collapsed():
     assert len(report) < 60
 
 
+def test_alpha_unaligned_access_in_a_kernel_thread_is_a_crash(tmp_path):
+    # tests/faulty/race on alpha-es40: list_del() of a request another CPU had taken
+    # follows LIST_POISON2 (0x122), and Alpha's trap handler kills the thread with a
+    # report of its own, code before trace.
+    console = (DATA / "race-alpha" / "console.log").read_text()
+    s, _, _ = session(tmp_path, console)
+    assert s.run(Replay(recorded("pass-thread-mod"), then_silent=True)) == Verdict.CRASH
+    assert s.reason.startswith("kernel oops: ") and "unhandled unaligned exception" in s.reason
+    report = s.evidence
+    assert report[0].endswith("qworker/2(81): unhandled unaligned exception")
+    assert any("Trace:" in line for line in report) and "kthread+0x154" in "".join(report)
+    assert report[-1].startswith("[... ") and len(report) < 45
+
+
 def test_agent_killed_from_outside_is_infra(tmp_path):
     s, _, _ = session(tmp_path, "[   30.1] lab-guest: sshd ready\n")
     lines = recorded("pass-thread-mod")[:3]
