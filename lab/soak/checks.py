@@ -12,6 +12,7 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
+from ..guest.console import classify
 from ..verdict import Verdict
 from .thresholds import Thresholds
 
@@ -54,63 +55,115 @@ def _unload_refused(rec: Mapping[str, Any]) -> bool:
     return rec.get("refcnt", 0) > 0 and "delete_module" in rec.get("err", "")
 
 
+@dataclass(frozen=True)
+class CycleContext:
+    """What one cycle record is judged against."""
+
+    t: Thresholds
+    expected_threads: int = 0        # named in lab.yaml; 0: none named
+    period_ms: float | None = None   # the module's wake-up period, from lab.yaml
+
+
+def kernel_trouble(rec: Mapping[str, Any]) -> tuple[str, ...]:
+    """The cycle's kernel log lines that report trouble, by the one list of patterns
+    the boot and the console watch use too (lab.guest.console.TROUBLE). The agent
+    sends every line of warning level or worse; older records sent only the lines
+    its own word list picked ("trouble")."""
+    lines = rec.get("klog", rec.get("trouble", ()))
+    return tuple(line for line in lines if classify(line))
+
+
+def _syscalls(n: int, rec: Mapping[str, Any], c: CycleContext) -> Iterable[Failure]:
+    if _unload_refused(rec):
+        yield Failure(n, "refcount", f"module refcount {rec['refcnt']} after the hold: "
+                      f"something still holds the module ({rec['err']})")
+    elif rec.get("err"):
+        yield Failure(n, "syscall", rec["err"], kernel_trouble(rec))
+
+
+def _threads(n: int, rec: Mapping[str, Any], c: CycleContext) -> Iterable[Failure]:
+    threads = rec.get("threads", [])
+    if c.expected_threads and rec.get("named", c.expected_threads) < c.expected_threads:
+        yield Failure(n, "threads-missing", f"{rec.get('named')} of {c.expected_threads} "
+                      "threads named in lab.yaml appeared")
+    idle = [x for x in threads if not x.get("ran")]
+    if idle:
+        yield Failure(n, "threads-not-run", f"{len(idle)} thread(s) never ran within "
+                      f"{c.t.hold_limit_ms:g} ms, so their stop path was not exercised: "
+                      f"{_names(idle)}")
+    left = [x for x in threads if x.get("left")]
+    if left or rec.get("named_after", 0) > 0:
+        what = _names(left) if left else f"{rec['named_after']} named in lab.yaml"
+        yield Failure(n, "threads-left", f"{len(left) or rec['named_after']} thread(s) "
+                      f"of the module still exist after unload: {what}", kernel_trouble(rec))
+
+
+def _leftovers(n: int, rec: Mapping[str, Any], c: CycleContext) -> Iterable[Failure]:
+    if rec.get("module_listed") and not _unload_refused(rec):
+        yield Failure(n, "module-listed", "the module is still listed after unload")
+    if rec.get("zombies", 0) > 0:
+        yield Failure(n, "zombies", f"{rec['zombies']} zombie process(es) new since the "
+                      "soak began and unreaped for 2 s")
+
+
+def _kernel_log(n: int, rec: Mapping[str, Any], c: CycleContext) -> Iterable[Failure]:
+    if c.expected_threads and "starts" in rec and rec["starts"] != c.expected_threads:
+        yield Failure(n, "start-messages", f"{rec['starts']} start messages, expected "
+                      f"{c.expected_threads}")
+    trouble = kernel_trouble(rec)
+    if trouble:
+        yield Failure(n, "kernel-log", f"{len(trouble)} kernel log line(s) of trouble", trouble)
+
+
+def _timing(n: int, rec: Mapping[str, Any], c: CycleContext) -> Iterable[Failure]:
+    for key, limit, check in (("load_us", c.t.max_load_ms, "timing-load"),
+                              ("threads_us", c.t.max_threads_ms, "timing-threads"),
+                              ("unload_us", c.t.max_unload_ms, "timing-unload")):
+        ms = rec.get(key, 0) / 1000.0
+        if ms > limit:
+            yield Failure(n, check, f"{key[:-3]} took {ms:.1f} ms, limit {limit:g} ms")
+
+
+def _wake_ups(n: int, rec: Mapping[str, Any], c: CycleContext) -> Iterable[Failure]:
+    if not c.period_ms or not rec.get("wake_ts"):
+        return
+    periods = [p for ps in wake_periods(rec["wake_ts"]).values() for p in ps]
+    if not periods:
+        return
+    mean = statistics.fmean(periods)
+    if abs(mean - c.period_ms) > c.period_ms * c.t.period_tolerance_pct / 100.0:
+        yield Failure(n, "period", f"mean wake-up period {mean:.1f} ms, module "
+                      f"period {c.period_ms:g} ms ±{c.t.period_tolerance_pct:g}%")
+    if len(periods) > 1 and statistics.pstdev(periods) > c.t.max_jitter_ms:
+        yield Failure(n, "jitter", f"wake-up period jitter "
+                      f"{statistics.pstdev(periods):.1f} ms > {c.t.max_jitter_ms:g} ms")
+
+
+# The per-cycle checks, in the order their failures are listed.
+CYCLE_CHECKS = (_syscalls, _threads, _leftovers, _kernel_log, _timing, _wake_ups)
+
+
 def check_cycle(rec: Mapping[str, Any], t: Thresholds, expected_threads: int = 0,
                 period_ms: float | None = None) -> list[Failure]:
-    """Everything wrong with one cycle record.
+    """Everything wrong with one cycle record: the one judge of a cycle.
 
     ``expected_threads`` comes from a lab.yaml that names the module's threads;
     without one the discovered threads are judged on their own.
     """
     n = int(rec.get("n", 0))
-    out: list[Failure] = []
-    trouble = tuple(rec.get("trouble", ()))
-    threads = rec.get("threads", [])
-    if _unload_refused(rec):
-        out.append(Failure(n, "refcount", f"module refcount {rec['refcnt']} after the hold: "
-                           f"something still holds the module ({rec['err']})"))
-    elif rec.get("err"):
-        out.append(Failure(n, "syscall", rec["err"], trouble))
-    if expected_threads and rec.get("named", expected_threads) < expected_threads:
-        out.append(Failure(n, "threads-missing", f"{rec.get('named')} of {expected_threads} "
-                           "threads named in lab.yaml appeared"))
-    idle = [x for x in threads if not x.get("ran")]
-    if idle:
-        out.append(Failure(n, "threads-not-run", f"{len(idle)} thread(s) never ran within "
-                           f"{t.hold_limit_ms:g} ms, so their stop path was not exercised: "
-                           f"{_names(idle)}"))
-    left = [x for x in threads if x.get("left")]
-    if left or rec.get("named_after", 0) > 0:
-        what = _names(left) if left else f"{rec['named_after']} named in lab.yaml"
-        out.append(Failure(n, "threads-left", f"{len(left) or rec['named_after']} thread(s) "
-                           f"of the module still exist after unload: {what}", trouble))
-    if rec.get("module_listed") and not _unload_refused(rec):
-        out.append(Failure(n, "module-listed", "the module is still listed after unload"))
-    if rec.get("zombies", 0) > 0:
-        out.append(Failure(n, "zombies", f"{rec['zombies']} zombie process(es) new since the "
-                           "soak began and unreaped for 2 s"))
-    if expected_threads and "starts" in rec and rec["starts"] != expected_threads:
-        out.append(Failure(n, "start-messages", f"{rec['starts']} start messages, expected "
-                           f"{expected_threads}"))
-    if trouble:
-        out.append(Failure(n, "kernel-log", f"{len(trouble)} kernel log line(s) of trouble",
-                           trouble))
-    for key, limit, check in (("load_us", t.max_load_ms, "timing-load"),
-                              ("threads_us", t.max_threads_ms, "timing-threads"),
-                              ("unload_us", t.max_unload_ms, "timing-unload")):
-        ms = rec.get(key, 0) / 1000.0
-        if ms > limit:
-            out.append(Failure(n, check, f"{key[:-3]} took {ms:.1f} ms, limit {limit:g} ms"))
-    if period_ms and rec.get("wake_ts"):
-        periods = [p for ps in wake_periods(rec["wake_ts"]).values() for p in ps]
-        if periods:
-            mean = statistics.fmean(periods)
-            if abs(mean - period_ms) > period_ms * t.period_tolerance_pct / 100.0:
-                out.append(Failure(n, "period", f"mean wake-up period {mean:.1f} ms, module "
-                                   f"period {period_ms:g} ms ±{t.period_tolerance_pct:g}%"))
-            if len(periods) > 1 and statistics.pstdev(periods) > t.max_jitter_ms:
-                out.append(Failure(n, "jitter", f"wake-up period jitter "
-                                   f"{statistics.pstdev(periods):.1f} ms > {t.max_jitter_ms:g} ms"))
-    return out
+    context = CycleContext(t, expected_threads, period_ms)
+    return [f for check in CYCLE_CHECKS for f in check(n, rec, context)]
+
+
+# A module parameter the kernel did not take: "NAME: unknown parameter 'X' ignored"
+# (kernel/params.c), printed at every load while init_module succeeds.
+IGNORED_PARAM = re.compile(r"^(\S+): unknown parameter '(.*)' ignored")
+
+
+def ignored_params(rec: Mapping[str, Any], module: str) -> list[str]:
+    """The parameters of this load that the kernel ignored."""
+    return [m.group(2) for line in rec.get("klog", ())
+            if (m := IGNORED_PARAM.match(line)) and m.group(1) == module]
 
 
 def check_blocked(rec: Mapping[str, Any]) -> Failure:

@@ -65,6 +65,7 @@ class SoakOptions:
         if self.dwell_every < 0 or self.dwell_s < 0:
             raise LabError("--dwell and --dwell-every must not be negative")
         check_overrides(self.overrides)
+        parse_params(self.params)
 
 
 @dataclass
@@ -83,9 +84,9 @@ class SoakResult:
 def parse_params(params: str) -> dict[str, str]:
     out = {}
     for item in shlex.split(params):
-        if "=" not in item:
+        k, sep, v = item.partition("=")
+        if not sep or not k:
             raise LabError(f"--params: {item!r} is not key=value")
-        k, v = item.split("=", 1)
         out[k] = v
     return out
 
@@ -212,7 +213,8 @@ def run_soak(lab: Lab, target: Target, opts: SoakOptions,
         guest.console.poll()
         console_start = guest.console.offset
         session = SoakSession(guest, thresholds, out, expect, progress=progress,
-                              on_record=on_record, hang_evidence=capture_hang_evidence)
+                              on_record=on_record, hang_evidence=capture_hang_evidence,
+                              keep_going=opts.keep_going, module=mod.spec.module)
         try:
             _soak(session, conn, mod, agent, opts, expect, thresholds, info, status)
         except KeyboardInterrupt:

@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping, Protocol
 from ..guest.console import FATAL, SHUTDOWN, STUCK, findings, first_report
 from ..interrupt import STOP, reason as stop_reason
 from ..verdict import Verdict
-from .checks import Failure, check_blocked, check_cycle, memory_trend
+from .checks import Failure, check_blocked, check_cycle, ignored_params, memory_trend
 from .thresholds import Thresholds
 
 
@@ -30,6 +30,9 @@ class AgentStream(Protocol):
     def poll(self, timeout: float) -> tuple[list[bytes], int | None]:
         """Complete lines received within ``timeout``, and the agent's exit status once it
         has ended and all its output has been read (None before)."""
+
+    def answer(self, go_on: bool) -> None:
+        """Tell the agent the host's judgement of one cycle: go on, or stop."""
 
 
 class ChannelStream:
@@ -49,6 +52,12 @@ class ChannelStream:
         *lines, self.buf = self.buf.split(b"\n")
         done = self.ch.exit_status_ready() and not self.ch.recv_ready()
         return lines, (self.ch.recv_exit_status() if done else None)
+
+    def answer(self, go_on: bool) -> None:
+        try:
+            self.ch.sendall(b"c" if go_on else b"s")
+        except OSError:    # the agent or the channel has gone: poll() tells the rest
+            pass
 
 
 class RecordSink:
@@ -93,6 +102,8 @@ class SoakSession:
     hang_evidence: Callable[[Any, Path, int | None], Any] | None = None  # -> HangEvidence
     clock: Callable[[], float] = time.monotonic
     stop: Any = STOP
+    keep_going: bool = False         # a failed cycle does not end the soak
+    module: str = ""                 # the module's name, as the kernel's messages give it
 
     def __post_init__(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -105,11 +116,14 @@ class SoakSession:
         self.blocked: dict[int, Failure] = {}
         self.agent_pid: int | None = None
         self.ended = False
+        self.stream: AgentStream | None = None
+        self.stopping = False        # the agent has been told to stop after a failed cycle
         self.console_from = len(self.guest.console.lines)
 
     # ---- reading the agent ----------------------------------------------------------
     def run(self, stream: AgentStream) -> Verdict:
         """Read records until the soak ends one way or another; returns the verdict."""
+        self.stream = stream
         last_cycle = self.clock()
         t = self.thresholds
         # a cycle may hold the module --hold-ms and dwell on purpose: not part of the deadline
@@ -149,10 +163,7 @@ class SoakSession:
         rec["host_time"] = round(time.time(), 3)
         kind = rec.get("type")
         if kind == "cycle":
-            for f in check_cycle(rec, self.thresholds, self.expect.threads, self.expect.period_ms):
-                if not (f.check == "timing-unload" and rec["n"] in self.blocked):
-                    self.failures.append(f)
-            rec["failures"] = sorted({f.check for f in self.failures if f.cycle == rec["n"]})
+            self._judge(rec)
         elif kind == "unload-blocked":
             f = check_blocked(rec)
             self.blocked[f.cycle] = f
@@ -168,6 +179,23 @@ class SoakSession:
         self.progress(rec, len({f.cycle for f in self.failures}))
         self.on_record(rec, self.guest)
         return kind in ("baseline", "cycle")
+
+    def _judge(self, rec: dict[str, Any]) -> None:
+        """The one judgement of a cycle; the agent hears whether to go on."""
+        for f in check_cycle(rec, self.thresholds, self.expect.threads, self.expect.period_ms):
+            if not (f.check == "timing-unload" and rec["n"] in self.blocked):
+                self.failures.append(f)
+        failed = sorted({f.check for f in self.failures if f.cycle == rec["n"]})
+        rec["failures"] = failed
+        ignored = ignored_params(rec, self.module) if rec["n"] == 1 and self.module else []
+        if ignored:
+            self.end(Verdict.INFRA, f"--params: the kernel ignored {', '.join(map(repr, ignored))} "
+                     f"(\"{self.module}: unknown parameter ... ignored\" at the first load): "
+                     "no such parameter of the module, so it was never tested")
+        go_on = self.verdict is None and not self.stopping and (self.keep_going or not failed)
+        self.stopping = self.stopping or not go_on
+        if self.stream is not None:
+            self.stream.answer(go_on)
 
     # ---- endings ------------------------------------------------------------------------
     def end(self, verdict: Verdict, reason: str, evidence: list[str] | None = None) -> None:

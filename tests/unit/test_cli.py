@@ -34,6 +34,8 @@ def test_bad_params_are_an_infra_error(lab_dirs):
     assert parse_params("nthreads=3 period_ms=50") == {"nthreads": "3", "period_ms": "50"}
     with pytest.raises(LabError):
         parse_params("nthreads")
+    with pytest.raises(LabError, match="'=bad' is not key=value"):
+        parse_params("=bad")
 
 
 import pytest  # noqa: E402

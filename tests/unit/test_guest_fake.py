@@ -77,6 +77,12 @@ def test_shutdown_kills_and_removes_everything(fake_qemu):
 
 def test_a_qemu_that_does_not_answer_qmp_is_killed(fake_qemu):
     g = launch(fake_qemu, "ready")
+    # launch() returns once the SSH port is bound; the fake makes its QMP socket just
+    # after, which on a busy host may come a moment later
+    for _ in range(200):
+        if g.record.qmp_socket.exists():
+            break
+        time.sleep(0.05)
     g.record.qmp_socket.unlink()     # QMP unreachable
     assert g.shutdown(soft_timeout=0.5) == "kill"
     assert not g.running() and all_records() == []

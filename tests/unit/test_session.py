@@ -41,19 +41,35 @@ class FakeGuest:
 
 
 class Replay:
-    """An AgentStream that replays recorded lines, then exits (or goes silent)."""
+    """An AgentStream that replays recorded lines, then exits (or goes silent). Like the
+    agent, it hears the host's answer to each cycle: after a stop it gives at most the
+    one cycle already under way, then its end record."""
 
     def __init__(self, lines, exit_status=0, then_silent=False, on_poll=None):
         self.lines = [x if isinstance(x, bytes) else x.encode() for x in lines]
         self.exit_status, self.then_silent, self.on_poll = exit_status, then_silent, on_poll
         self.polls = 0
+        self.answers: list[bool] = []
+        self.cycles_given = 0
+
+    def answer(self, go_on):
+        self.answers.append(go_on)
+
+    def _told_to_stop(self) -> bool:
+        # cycle N starts only once cycles up to N-2 are answered (soak-agent.c)
+        return False in self.answers[:max(0, self.cycles_given - 1)]
 
     def poll(self, timeout):
         self.polls += 1
         if self.on_poll:
             self.on_poll(self.polls)
+        if self.lines and b'"type":"cycle"' in self.lines[0] and self._told_to_stop():
+            self.lines = [x for x in self.lines if b'"type":"end"' in x] or \
+                [f'{{"type":"end","cycles":{self.cycles_given}}}'.encode()]
         if self.lines:
-            return [self.lines.pop(0)], None
+            line = self.lines.pop(0)
+            self.cycles_given += b'"type":"cycle"' in line
+            return [line], None
         return [], None if self.then_silent else self.exit_status
 
 
@@ -95,6 +111,58 @@ def test_shipped_module_stream_passes(tmp_path):
     written = (tmp_path / "out" / "records.jsonl").read_text().splitlines()
     assert len(written) == len(lines)
     assert all(json.loads(x).get("failures", []) == [] for x in written)
+
+
+def edited(lines: list[str], cycle: int, **fields) -> list[str]:
+    """The recorded stream with one cycle's record changed."""
+    out = []
+    for line in lines:
+        rec = json.loads(line)
+        if rec.get("type") == "cycle" and rec["n"] == cycle:
+            rec.update(fields)
+        out.append(json.dumps(rec, separators=(",", ":")))  # as the agent writes them
+    return out
+
+
+def cycles_of(s) -> list[int]:
+    return [r["n"] for r in s.records if r.get("type") == "cycle"]
+
+
+@pytest.mark.parametrize("keep_going", [False, True])
+def test_a_failed_timing_check_ends_the_soak_unless_keep_going(tmp_path, keep_going):
+    # unload took 2.5 s in cycle 3 (limit 1 s): the host alone judges timing
+    lines = edited(recorded("pass-thread-mod"), 3, unload_us=2_500_000)
+    s, _, _ = session(tmp_path, keep_going=keep_going)
+    stream = Replay(lines)
+    assert s.run(stream) == Verdict.FAIL
+    assert [f.check for f in s.failures] == ["timing-unload"] and s.failures[0].cycle == 3
+    if keep_going:
+        assert cycles_of(s) == list(range(1, 21)) and all(stream.answers)
+    else:
+        # the agent hears "stop" for cycle 3 while cycle 4 may already run
+        assert cycles_of(s) in ([1, 2, 3], [1, 2, 3, 4])
+        assert stream.answers[:3] == [True, True, False]
+        assert s.records[-1]["type"] == "end"
+
+
+def test_kernel_log_lines_are_judged_on_the_host_by_the_console_patterns(tmp_path):
+    warn = "WARNING: CPU: 1 PID: 93 at kernel/kthread.c:659 kthread_stop+0x1c/0x60"
+    chatter = "thread_mod: device not answering, retrying"   # a pr_warn of its own
+    lines = edited(recorded("pass-thread-mod"), 2, klog=[chatter, warn])
+    lines = edited(lines, 5, klog=[chatter])
+    s, _, _ = session(tmp_path)
+    assert s.run(Replay(lines)) == Verdict.FAIL
+    assert [(f.cycle, f.check, f.evidence) for f in s.failures] == [(2, "kernel-log", (warn,))]
+
+
+def test_a_parameter_the_kernel_ignored_is_bad_input_after_the_first_load(tmp_path):
+    lines = edited(recorded("pass-thread-mod"), 1,
+                   klog=["thread_mod: unknown parameter 'nthread' ignored"])
+    s, _, _ = session(tmp_path, module="thread_mod")
+    stream = Replay(lines)
+    assert s.run(stream) == Verdict.INFRA and s.verdict.exit_code == 2
+    assert "--params: the kernel ignored 'nthread'" in s.reason
+    assert stream.answers == [False]
 
 
 def test_thread_left_stream_fails_with_the_thread_named(tmp_path):
