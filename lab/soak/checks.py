@@ -66,11 +66,9 @@ class CycleContext:
 
 def kernel_trouble(rec: Mapping[str, Any]) -> tuple[str, ...]:
     """The cycle's kernel log lines that report trouble, by the one list of patterns
-    the boot and the console watch use too (lab.guest.console.TROUBLE). The agent
-    sends every line of warning level or worse; older records sent only the lines
-    its own word list picked ("trouble")."""
-    lines = rec.get("klog", rec.get("trouble", ()))
-    return tuple(line for line in lines if classify(line))
+    the boot and the console watch use too (lab.guest.console.TROUBLE), over every
+    line of warning level or worse that the agent sent."""
+    return tuple(line for line in rec.get("klog", ()) if classify(line))
 
 
 def _syscalls(n: int, rec: Mapping[str, Any], c: CycleContext) -> Iterable[Failure]:

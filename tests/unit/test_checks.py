@@ -13,7 +13,7 @@ THREADS = [{"comm": "pollster/0", "pid": 101, "ran": 1, "exited": 0, "left": 0},
            {"comm": "pollster/1", "pid": 102, "ran": 1, "exited": 0, "left": 0}]
 CLEAN = {"type": "cycle", "n": 7, "load_us": 5000, "threads_us": 6000, "unload_us": 4000,
          "threads": THREADS, "pool_workers": 0, "named": 2, "named_after": 0, "refcnt": 0,
-         "module_listed": 0, "zombies": 0, "procs": 40, "starts": 2, "wakes": 0, "trouble": [],
+         "module_listed": 0, "zombies": 0, "procs": 40, "starts": 2, "wakes": 0, "klog": [],
          "mem_avail_kb": 400000, "slab_kb": 9000, "ok": True}
 
 
@@ -38,7 +38,7 @@ def thread(**k):
     ({"zombies": 2}, "zombies"),
     ({"starts": 1}, "start-messages"),
     ({"named": 1}, "threads-missing"),
-    ({"trouble": ["WARNING: CPU: 1 PID: 7 at kernel/kthread.c:659"]}, "kernel-log"),
+    ({"klog": ["WARNING: CPU: 1 PID: 7 at kernel/kthread.c:659"]}, "kernel-log"),
     ({"load_us": 150000}, "timing-load"),
     ({"threads_us": 250000}, "timing-threads"),
     ({"unload_us": 100001}, "timing-unload"),

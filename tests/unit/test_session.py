@@ -193,7 +193,7 @@ def test_slow_unload_that_finishes_is_one_timing_failure(tmp_path):
                "module": "m 16384 0 - Unloading 0x0", "wchan": "", "stack_from": "stack",
                "stack": []}
     cycle = {"type": "cycle", "n": 1, "load_us": 1000, "threads_us": 2000, "unload_us": 1_500_000,
-             "threads": [], "refcnt": 0, "module_listed": 0, "zombies": 0, "trouble": []}
+             "threads": [], "refcnt": 0, "module_listed": 0, "zombies": 0, "klog": []}
     lines = [json.dumps({"type": "baseline"}), json.dumps(blocked), json.dumps(cycle),
              json.dumps({"type": "end", "cycles": 1, "failed": False})]
     s, _, _ = session(tmp_path)
