@@ -214,7 +214,8 @@ def run_soak(lab: Lab, target: Target, opts: SoakOptions,
         console_start = guest.console.offset
         session = SoakSession(guest, thresholds, out, expect, progress=progress,
                               on_record=on_record, hang_evidence=capture_hang_evidence,
-                              keep_going=opts.keep_going, module=mod.spec.module)
+                              keep_going=opts.keep_going, module=mod.spec.module,
+                              agent_listens=not (opts.keep_going or opts.bare))
         try:
             _soak(session, conn, mod, agent, opts, expect, thresholds, info, status)
         except KeyboardInterrupt:

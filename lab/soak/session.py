@@ -103,6 +103,9 @@ class SoakSession:
     clock: Callable[[], float] = time.monotonic
     stop: Any = STOP
     keep_going: bool = False         # a failed cycle does not end the soak
+    # The agent waits for the host's answer to each cycle (soak-agent.c); with -k or
+    # -b it reads none, and answers it never reads would fill its SSH channel.
+    agent_listens: bool = True
     module: str = ""                 # the module's name, as the kernel's messages give it
 
     def __post_init__(self) -> None:
@@ -194,7 +197,7 @@ class SoakSession:
                      "no such parameter of the module, so it was never tested")
         go_on = self.verdict is None and not self.stopping and (self.keep_going or not failed)
         self.stopping = self.stopping or not go_on
-        if self.stream is not None:
+        if self.stream is not None and self.agent_listens:
             self.stream.answer(go_on)
 
     # ---- endings ------------------------------------------------------------------------
