@@ -88,13 +88,13 @@ arches:
 """
 
 
-def test_profile_defaults_and_2_4_shape(tmp_path):
-    p = load_profile(write(tmp_path, "k", PROFILE))
-    assert p.rootfs_format == "initramfs" and p.module_format == "ko"
-    old = load_profile(write(tmp_path, "k24", PROFILE.replace(
-        "kind: debian-package, package: linux-source-6.1", "kind: tree, path: /src/linux-2.4.37")
-        + "rootfs_format: initrd\nmodule_format: o\n"))
-    assert old.source.kind == "tree" and old.rootfs_format == "initrd" and old.module_format == "o"
+def test_profile_and_the_2_4_keys_it_refuses(tmp_path):
+    assert load_profile(write(tmp_path, "k", PROFILE)).arches["alpha"].image == "vmlinux"
+    for extra, key in (("rootfs_format: initrd\n", "rootfs_format"),
+                       ("module_format: o\n", "module_format")):
+        with pytest.raises(ConfigError, match="is not built") as e:
+            load_profile(write(tmp_path, "k24", PROFILE + extra))
+        assert e.value.key == key
 
 
 @pytest.mark.parametrize("text, key", [
@@ -102,7 +102,7 @@ def test_profile_defaults_and_2_4_shape(tmp_path):
     (PROFILE.replace(", package: linux-source-6.1", ""), "source.package"),
     (PROFILE.replace("alpha: {", "mips: {"), "arches.mips"),
     (PROFILE.replace("image: vmlinux", "img: vmlinux"), "arches.alpha.img"),
-    (PROFILE + "rootfs_format: squashfs\n", "rootfs_format"),
+    (PROFILE + "rootfs: squashfs\n", "rootfs"),
 ])
 def test_bad_profile(tmp_path, text, key):
     with pytest.raises(ConfigError) as e:
