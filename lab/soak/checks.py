@@ -18,7 +18,7 @@ from .thresholds import Thresholds
 
 # Every check the soak can fail, in the order a reader meets them (JUnit test cases).
 CHECKS = ("boot", "syscall", "threads-missing", "threads-not-run", "threads-left", "refcount",
-          "module-listed", "zombies", "start-messages", "kernel-log", "timing-load",
+          "module-listed", "registrations", "zombies", "start-messages", "kernel-log", "timing-load",
           "timing-threads", "timing-unload", "period", "jitter", "mem-growth", "kmemleak",
           "crash", "hang")
 
@@ -71,12 +71,28 @@ def kernel_trouble(rec: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(line for line in rec.get("klog", ()) if classify(line))
 
 
+def _init_failed(rec: Mapping[str, Any]) -> bool:
+    return rec.get("err", "").startswith("init_module")
+
+
+def _leftover_names(rec: Mapping[str, Any]) -> list[str]:
+    """What a cycle left behind, thread by thread and registration by registration."""
+    threads = [f"thread {x['comm']} (pid {x['pid']}) running" for x in rec.get("threads", ())
+               if x.get("left")]
+    more = rec.get("registered_more", 0)
+    return threads + list(rec.get("registered", ())) + ([f"{more} more"] if more else [])
+
+
 def _syscalls(n: int, rec: Mapping[str, Any], c: CycleContext) -> Iterable[Failure]:
     if _unload_refused(rec):
         yield Failure(n, "refcount", f"module refcount {rec['refcnt']} after the hold: "
                       f"something still holds the module ({rec['err']})")
+    elif _init_failed(rec) and _leftover_names(rec):
+        # init returned an error, so no exit will ever clean up what it had started
+        yield Failure(n, "syscall", f"{rec['err']}, and the failed load left "
+                      f"{', '.join(_leftover_names(rec))}", tuple(rec.get("klog", ())))
     elif rec.get("err"):
-        yield Failure(n, "syscall", rec["err"], kernel_trouble(rec))
+        yield Failure(n, "syscall", rec["err"], tuple(rec.get("klog", ())))
 
 
 def _threads(n: int, rec: Mapping[str, Any], c: CycleContext) -> Iterable[Failure]:
@@ -85,7 +101,7 @@ def _threads(n: int, rec: Mapping[str, Any], c: CycleContext) -> Iterable[Failur
         yield Failure(n, "threads-missing", f"{rec.get('named')} of {c.expected_threads} "
                       "threads named in lab.yaml appeared")
     idle = [x for x in threads if not x.get("ran")]
-    if idle:
+    if idle and not _init_failed(rec):     # a failed load is never held
         yield Failure(n, "threads-not-run", f"{len(idle)} thread(s) never ran within "
                       f"{c.t.hold_limit_ms:g} ms, so their stop path was not exercised: "
                       f"{_names(idle)}")
@@ -99,6 +115,13 @@ def _threads(n: int, rec: Mapping[str, Any], c: CycleContext) -> Iterable[Failur
 def _leftovers(n: int, rec: Mapping[str, Any], c: CycleContext) -> Iterable[Failure]:
     if rec.get("module_listed") and not _unload_refused(rec):
         yield Failure(n, "module-listed", "the module is still listed after unload")
+    regs = list(rec.get("registered", ()))
+    if regs:
+        more = rec.get("registered_more", 0)
+        after = "the failed load" if _init_failed(rec) else "unload"
+        yield Failure(n, "registrations", f"{len(regs) + more} registration(s) of the load "
+                      f"still there after {after}: {', '.join(regs[:4])}"
+                      + (" ..." if len(regs) + more > 4 else ""), tuple(regs))
     if rec.get("zombies", 0) > 0:
         yield Failure(n, "zombies", f"{rec['zombies']} zombie process(es) new since the "
                       "soak began and unreaped for 2 s")

@@ -48,6 +48,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/netlink.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -61,6 +63,8 @@
 #define MAX_THREADS 64
 #define MAX_TASKS 8192
 #define MAX_EVIDENCE 48
+#define MAX_REGISTERED 16	/* registrations left behind, per cycle */
+#define MAX_ADDED 256		/* devices a cycle added and has not yet removed */
 
 struct opts {
 	const char *path, *name, *comm, *params, *start_re, *wake_re;
@@ -88,6 +92,8 @@ struct cycle {
 	long mem_avail_kb, slab_kb;
 	int nklog, klog_more;
 	char klog[MAX_KLOG][256];
+	int nregistered, registered_more;
+	char registered[MAX_REGISTERED][256];
 	int nwake_ts;
 	int wake_id[MAX_WAKES];
 	long long wake_ts[MAX_WAKES];
@@ -572,6 +578,244 @@ static void meminfo(long *avail_kb, long *slab_kb)
 		*slab_kb = atol(p + 6);
 }
 
+/* ---- registrations ------------------------------------------------------------
+ *
+ * What a load registered must be gone after its unload. Two sources, both read
+ * cheaply every cycle:
+ * - the kernel's uevents (a netlink socket): every device, class, misc device,
+ *   network and block device the kernel adds or removes is announced, so a
+ *   device the cycle added and did not remove is left behind, with no
+ *   directory walk of /sys;
+ * - small tables the kernel keeps without devices: char and block majors
+ *   (/proc/devices), misc minors (/proc/misc), filesystems (/proc/filesystems),
+ *   interrupt handlers (/proc/interrupts, its counts set aside) and the entries
+ *   at the top of /proc. Each is compared with its state before the load, and
+ *   only read again in full when it changed.
+ */
+#define REG_TABLE_SIZE 16384
+struct reg_table {
+	const char *path;
+	char before[REG_TABLE_SIZE];
+	ssize_t len;
+};
+static struct reg_table reg_tables[] = {
+	{ .path = "/proc/devices" }, { .path = "/proc/misc" }, { .path = "/proc/filesystems" },
+	{ .path = "/proc/interrupts" },
+};
+#define NREG_TABLES (sizeof(reg_tables) / sizeof(reg_tables[0]))
+static char proc_names_before[REG_TABLE_SIZE];
+static int uevent_fd = -1;
+static char added[MAX_ADDED][192];
+static int nadded, added_more;
+
+static void registered(struct cycle *c, const char *what)
+{
+	if (c->nregistered < MAX_REGISTERED)
+		snprintf(c->registered[c->nregistered++], sizeof(c->registered[0]), "%s", what);
+	else
+		c->registered_more++;
+}
+
+/* /proc/interrupts without its counters: the handlers, not how often they ran. */
+static ssize_t drop_counts(char *buf, ssize_t len)
+{
+	char *in = buf, *out = buf, *end = buf + len;
+
+	while (in < end) {
+		char *tok = in;
+		int digits = 1;
+
+		while (in < end && *in != ' ' && *in != '\n')
+			digits &= isdigit((unsigned char)*in++) != 0;
+		if (in > tok && !digits) {
+			if (out > buf && out[-1] != '\n')
+				*out++ = ' ';
+			memmove(out, tok, in - tok);
+			out += in - tok;
+		}
+		if (in < end && *in++ == '\n')
+			*out++ = '\n';
+	}
+	*out = '\0';
+	return out - buf;
+}
+
+static ssize_t read_table(const struct reg_table *t, char *buf)
+{
+	ssize_t len = slurp(AT_FDCWD, t->path, buf, REG_TABLE_SIZE);
+
+	if (len > 0 && strcmp(t->path, "/proc/interrupts") == 0)
+		len = drop_counts(buf, len);
+	return len;
+}
+
+/* How a line of one table names what it holds ("char major 240 'xyz'"). */
+static void describe(const char *path, const char *section, const char *line, char *out,
+		     size_t size)
+{
+	char name[128] = "";
+	int num = -1;
+
+	if (strcmp(path, "/proc/devices") == 0 && sscanf(line, "%d %127s", &num, name) == 2)
+		snprintf(out, size, "%s major %d '%s'", section, num, name);
+	else if (strcmp(path, "/proc/misc") == 0 && sscanf(line, "%d %127s", &num, name) == 2)
+		snprintf(out, size, "misc minor %d '%s'", num, name);
+	else if (strcmp(path, "/proc/filesystems") == 0)
+		snprintf(out, size, "filesystem '%s'", line + strspn(line, "nodev \t"));
+	else
+		snprintf(out, size, "%s: %s", path, line);
+}
+
+/* Lines of ``now`` that ``before`` does not have: what was registered since. */
+static void table_diff(const char *path, const char *before, char *now, struct cycle *c)
+{
+	char *save = NULL, *line, section[16] = "char", what[256];
+
+	for (line = strtok_r(now, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		const char *hit = before;
+		size_t n = strlen(line);
+
+		if (strcmp(line, "Block devices:") == 0)
+			strcpy(section, "block");
+		while ((hit = strstr(hit, line)) &&
+		       !((hit == before || hit[-1] == '\n') && (hit[n] == '\n' || hit[n] == '\0')))
+			hit++;
+		if (hit)
+			continue;
+		describe(path, section, line, what, sizeof(what));
+		registered(c, what);
+	}
+}
+
+/* The non-numeric names at the top of /proc, each between newlines, in readdir order. */
+static void proc_names(int procfd, char *buf)
+{
+	DIR *d = fdopendir(dup(procfd));
+	struct dirent *e;
+	size_t len = 1;
+
+	strcpy(buf, "\n");
+	if (!d)
+		return;
+	rewinddir(d);
+	while ((e = readdir(d)))
+		if (!isdigit((unsigned char)e->d_name[0]) && e->d_name[0] != '.' &&
+		    len + strlen(e->d_name) + 2 < REG_TABLE_SIZE)
+			len += sprintf(buf + len, "%s\n", e->d_name);
+	closedir(d);
+}
+
+static void uevents_open(void)
+{
+	struct sockaddr_nl addr = { .nl_family = AF_NETLINK, .nl_groups = 1 };
+	int size = 1 << 20;
+
+	uevent_fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			   NETLINK_KOBJECT_UEVENT);
+	if (uevent_fd < 0)
+		return;
+	setsockopt(uevent_fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	if (bind(uevent_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		close(uevent_fd);
+		uevent_fd = -1;
+	}
+}
+
+/* Read the uevents that arrived: remember devices added, forget those removed. */
+static void uevents_drain(void)
+{
+	char msg[4096];
+	ssize_t len;
+
+	while (uevent_fd >= 0 && (len = recv(uevent_fd, msg, sizeof(msg) - 1, 0)) > 0) {
+		char *at = memchr(msg, '@', len), *path;
+		int i;
+
+		msg[len] = '\0';
+		if (!at)
+			continue;
+		*at = '\0';
+		path = at + 1;
+		if (strncmp(path, "/module/", 8) == 0)	/* the module itself */
+			continue;
+		if (strcmp(msg, "add") == 0) {
+			if (nadded < MAX_ADDED)
+				snprintf(added[nadded++], sizeof(added[0]), "%s", path);
+			else
+				added_more++;
+		} else if (strcmp(msg, "remove") == 0) {
+			for (i = nadded - 1; i >= 0; i--)
+				if (strcmp(added[i], path) == 0) {
+					memmove(added[i], added[i + 1], (nadded - i - 1) * sizeof(added[0]));
+					nadded--;
+					break;
+				}
+		}
+	}
+}
+
+/* The registration state the next load is compared with. */
+static void registrations_before(int procfd)
+{
+	size_t i;
+
+	for (i = 0; i < NREG_TABLES; i++)
+		reg_tables[i].len = read_table(&reg_tables[i], reg_tables[i].before);
+	proc_names(procfd, proc_names_before);
+	uevents_drain();
+	nadded = added_more = 0;
+}
+
+/* After an unload (or a failed load): what it registered and left behind. */
+static void registrations_after(int procfd, struct cycle *c)
+{
+	static char now[REG_TABLE_SIZE];
+	size_t i;
+	int j;
+
+	uevents_drain();
+	for (j = 0; j < nadded; j++) {
+		char what[256];
+
+		snprintf(what, sizeof(what), "device %.240s", added[j]);
+		registered(c, what);
+	}
+	c->registered_more += added_more;
+	if (nadded || added_more) {
+		/*
+		 * A device left behind usually points into the freed module (a misc
+		 * device's struct, a name string): reading the tables that list it
+		 * would walk into freed memory. The device names the leftover; the
+		 * tables are compared again after the next unload.
+		 */
+		nadded = added_more = 0;
+		return;
+	}
+	for (i = 0; i < NREG_TABLES; i++) {
+		struct reg_table *t = &reg_tables[i];
+		ssize_t len = read_table(t, now);
+
+		if (len == t->len && memcmp(now, t->before, len) == 0)
+			continue;
+		table_diff(t->path, t->before, now, c);
+		t->len = read_table(t, t->before);	/* the next cycle is judged on its own */
+	}
+	proc_names(procfd, now);
+	if (strcmp(now, proc_names_before) != 0) {
+		char *save = NULL, *name, what[256], key[260];
+
+		for (name = strtok_r(now, "\n", &save); name; name = strtok_r(NULL, "\n", &save)) {
+			snprintf(key, sizeof(key), "\n%s\n", name);
+			if (strstr(proc_names_before, key))
+				continue;
+			snprintf(what, sizeof(what), "/proc/%s", name);
+			registered(c, what);
+		}
+		proc_names(procfd, proc_names_before);
+	}
+	nadded = added_more = 0;
+}
+
 /* One /dev/kmsg record's text, timestamp and level; 0 when there is nothing more to read. */
 static int kmsg_next(int fd, char *rec, size_t size, char **msg, long long *ts, int *level)
 {
@@ -789,6 +1033,9 @@ static void print_cycle(const struct opts *o, const struct cycle *c)
 		       c->npool, c->named, c->named_after, c->refcnt, c->module_listed, c->zombies, c->procs,
 		       c->starts, c->wakes, c->mem_avail_kb, c->slab_kb);
 		json_lines(stdout, "klog", (char (*)[256])c->klog, c->nklog);
+		json_lines(stdout, "registered", (char (*)[256])c->registered, c->nregistered);
+		if (c->registered_more)
+			printf(",\"registered_more\":%d", c->registered_more);
 		if (c->klog_more)
 			printf(",\"klog_more\":%d", c->klog_more);
 		if (c->nwake_ts) {
@@ -934,6 +1181,8 @@ int main(int argc, char **argv)
 		if (kmsg >= 0)
 			lseek(kmsg, 0, SEEK_END);
 		full_scan(procfd, NULL, NULL, &base_zombies, &base_procs, 1);
+		uevents_open();
+		registrations_before(procfd);
 		start_watchdog(o.unload_limit_ms, o.name);
 	}
 	{
@@ -960,8 +1209,14 @@ int main(int argc, char **argv)
 		if (syscall(SYS_init_module, image, len, o.params) != 0) {
 			snprintf(c.err, sizeof(c.err), "init_module: %s", strerror(errno));
 			c.load_us = now_us() - t0;
-			if (!o.bare)
+			if (!o.bare) {
+				/* a failed init must leave nothing: threads it started, registrations */
+				discover(procfd, &c);
+				threads_left(procfd, &c);
+				full_scan(procfd, o.comm, &c.named_after, &c.zombies, &c.procs, 0);
+				registrations_after(procfd, &c);
 				drain_kmsg(kmsg, NULL, NULL, &c);
+			}
 			print_cycle(&o, &c);
 			done = n;
 			if (o.bare)
@@ -991,6 +1246,8 @@ int main(int argc, char **argv)
 				full_scan(procfd, o.comm, &c.named_after, &c.zombies, &c.procs, 0);
 			}
 			c.module_listed = module_line(o.name, line, sizeof(line));
+			if (!c.module_listed)
+				registrations_after(procfd, &c);
 			meminfo(&c.mem_avail_kb, &c.slab_kb);
 			drain_kmsg(kmsg, o.start_re ? &start_re : NULL, o.wake_re ? &wake_re : NULL, &c);
 			c.check_us = now_us() - t_check;
