@@ -147,14 +147,16 @@ def _reach(rec) -> dict:
 
 
 def cmd_up(args, ui: UI) -> int:
+    from .build import ensure_images
     from .guest.lifecycle import up
     lab = _lab()
     target = variant_of(lab, lab.target(args.target or lab.default_target), args)
     t0 = time.monotonic()
     with ui.status(f"starting {target.name}") as status:
-        guest, conn = up(lab, target, name=args.name, smp=args.smp, memory=args.memory,
-                         accel=args.accel, timeout=args.timeout, cold=args.cold, status=status,
-                         verbose=ui.note)
+        images = ensure_images(lab, target, status)
+        guest, conn = up(lab, target, images=images, name=args.name, smp=args.smp,
+                         memory=args.memory, accel=args.accel, timeout=args.timeout,
+                         cold=args.cold, status=status, verbose=ui.note)
     conn.close()
     rec = guest.record
     elapsed = time.monotonic() - t0

@@ -37,7 +37,7 @@ def test_panic_during_boot_is_a_verdict_quoting_the_console(fake_qemu):
     with pytest.raises(BootVerdict) as e:
         g.wait_ready(Deadline(30), silence=30)
     assert time.monotonic() - t0 < 5
-    assert e.value.verdict == "panic"
+    assert e.value.outcome == "panic"
     assert "No working init found" in str(e.value)
     g.shutdown(hard_only=True)
     assert not g.record.path.exists()
@@ -47,7 +47,7 @@ def test_qemu_exit_is_a_verdict_with_stderr(fake_qemu):
     g = launch(fake_qemu, "exit")
     with pytest.raises(BootVerdict) as e:
         g.wait_ready(Deadline(30), silence=30)
-    assert e.value.verdict == "qemu-exit"
+    assert e.value.outcome == "qemu-exit"
     assert "could not load kernel" in str(e.value) and "status 1" in str(e.value)
     g.shutdown(hard_only=True)
 
@@ -57,7 +57,7 @@ def test_silence_is_a_silent_hang_not_an_endless_wait(fake_qemu):
     t0 = time.monotonic()
     with pytest.raises(BootVerdict) as e:
         g.wait_ready(Deadline(60), silence=1.0)
-    assert e.value.verdict == "silent-hang"
+    assert e.value.outcome == "silent-hang"
     assert time.monotonic() - t0 < 5
     assert "Run /etc/init.d/rcS" in e.value.console_tail
     g.shutdown(hard_only=True)
@@ -154,7 +154,7 @@ def test_silent_qemu_exit_is_told_apart_from_a_panic(fake_qemu):
     with pytest.raises(BootVerdict) as e:
         g.wait_ready(Deadline(30), silence=30)
     g.shutdown(hard_only=True)
-    assert e.value.verdict == "qemu-exit" and e.value.silent_exit
+    assert e.value.outcome == "qemu-exit" and e.value.silent_exit
     p = launch(fake_qemu, "panic", name="g2")
     with pytest.raises(BootVerdict) as e2:
         p.wait_ready(Deadline(30), silence=30)
@@ -166,7 +166,6 @@ def test_silent_qemu_exit_is_told_apart_from_a_panic(fake_qemu):
 def fake_up(fake_qemu, monkeypatch, tmp_path):
     """lifecycle.up() against the fake QEMU: no image build, no KVM probe, no real SSH."""
     import lab.guest.lifecycle as lc
-    monkeypatch.setattr(lc, "ensure_images", lambda lab, target, status: None)
     monkeypatch.setattr(lc, "images_for", lambda lab, target, store: images(tmp_path))
     monkeypatch.setattr(lc, "choose_accel", lambda *a: "tcg")
     launches = []
@@ -211,7 +210,7 @@ def test_a_qemu_that_aborts_is_an_emulator_fault(fake_qemu):
     with pytest.raises(BootVerdict) as e:
         g.wait_ready(Deadline(30), silence=30)
     g.shutdown(hard_only=True)
-    assert e.value.verdict == "qemu-exit" and e.value.exit_code == -signal.SIGABRT
+    assert e.value.outcome == "qemu-exit" and e.value.exit_code == -signal.SIGABRT
     assert e.value.emulator_crash and e.value.emulator_fault and not e.value.silent_exit
     assert "iotlb_to_section: Assertion" in str(e.value)
 
@@ -220,7 +219,7 @@ def test_a_kernel_stuck_during_boot_ends_the_wait_at_once_as_an_emulator_fault(f
     # the console keeps printing (no silent hang), and the deadline is far away;
     # up() boots again for any emulator fault (the vanish and abort tests)
     verdict, seconds = boot_given_up(fake_qemu, "stall", 120, ssh_after_ready=40.0)
-    assert verdict.verdict == "rcu-stall" and verdict.emulator_fault
+    assert verdict.outcome == "rcu-stall" and verdict.emulator_fault
     assert seconds < 20
     assert "rcu_preempt detected stalls" in str(verdict)
 
@@ -265,7 +264,7 @@ def boot_given_up(tmp_path, scenario: str, deadline: float, ssh_after_ready: flo
 def test_ssh_silent_after_ready_is_an_emulator_fault(fake_qemu):
     # the fake says "sshd ready" but nothing listens on the forwarded port
     verdict, seconds = boot_given_up(fake_qemu, "ready", 30, ssh_after_ready=2.0)
-    assert verdict.verdict == "ssh-silent" and verdict.emulator_fault
+    assert verdict.outcome == "ssh-silent" and verdict.emulator_fault
     assert seconds < 15
     assert "SSH never answered" in str(verdict) and "info network" in str(verdict)
 
@@ -274,7 +273,7 @@ def test_a_guest_that_reports_no_network_is_given_up_at_once(fake_qemu):
     # rcS pings the gateway after the ready mark; when that fails it says so, and
     # lab must not spend ssh_after_ready waiting for an SSH server nobody can reach
     verdict, seconds = boot_given_up(fake_qemu, "nonet", 60, ssh_after_ready=40.0)
-    assert verdict.verdict == "no-network" and verdict.emulator_fault
+    assert verdict.outcome == "no-network" and verdict.emulator_fault
     assert seconds < 20
     assert "5 pings of the gateway 10.0.2.2 lost" in str(verdict)
 
