@@ -1,14 +1,16 @@
-"""`lab images build`: plan the steps of the requested targets and run the missing ones."""
+"""`lab images build`: plan the steps of the requested targets and run the missing ones;
+``ensure_images``: the same for one target about to boot, which hands back its images."""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from .cache import Store
 from .config import Lab, Target
-from .images import target_steps
+from .images import GuestImages, images_for, target_steps
 from .images.steps import BuildContext, Plan, Step, execute, plan
 from .paths import cache_dir
 
@@ -30,7 +32,6 @@ class BuildReport:
 
 
 def default_jobs() -> int:
-    import os
     return os.cpu_count() or 1
 
 
@@ -39,9 +40,26 @@ def build_targets(lab: Lab, targets: Sequence[Target], *, jobs: int | None = Non
                   on_step: Callable[[Step, int, int], None] = lambda s, i, n: None) -> BuildReport:
     t0 = time.monotonic()
     store = Store(cache_dir())
-    roots = [s for t in targets for s in target_steps(lab, t)]
-    p = plan(roots, store)
+    p = plan([s for t in targets for s in target_steps(lab, t)], store)
+    built = _execute(p, store, jobs, status, on_step)
+    return BuildReport(p, built, time.monotonic() - t0)
+
+
+def ensure_images(lab: Lab, target: Target,
+                  status: Callable[[str], None] = lambda m: None) -> GuestImages:
+    """The images ``target`` boots, built first if any is missing: planned once here,
+    then handed to the guest layer (lab.guest.lifecycle.up(images=...)), which does
+    not build."""
+    store = Store(cache_dir())
+    p = plan(target_steps(lab, target), store)
+    if p.to_build:
+        status(f"building images for {target.name}")
+        _execute(p, store, None, status, lambda s, i, n: None)
+    return images_for(lab, target, store)
+
+
+def _execute(p: Plan, store: Store, jobs: int | None, status: Callable[[str], None],
+             on_step: Callable[[Step, int, int], None]) -> list[tuple[Step, float]]:
     ctx = BuildContext(store=store, log_dir=cache_dir() / "logs", jobs=jobs or default_jobs(),
                        status=status)
-    built = execute(p, ctx, on_step)
-    return BuildReport(p, built, time.monotonic() - t0)
+    return execute(p, ctx, on_step)

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from . import __version__, interrupt
 from .cli_common import kernel_flags, kernel_options, variant_of
-from .config import THREADING_LABELS
+from .config import THREADING_LABELS, Timeouts, parse_timeout_factor
 from .errors import LabError
 from .verdict import Verdict
 
@@ -147,14 +147,16 @@ def _reach(rec) -> dict:
 
 
 def cmd_up(args, ui: UI) -> int:
+    from .build import ensure_images
     from .guest.lifecycle import up
     lab = _lab()
     target = variant_of(lab, lab.target(args.target or lab.default_target), args)
     t0 = time.monotonic()
     with ui.status(f"starting {target.name}") as status:
-        guest, conn = up(lab, target, name=args.name, smp=args.smp, memory=args.memory,
-                         accel=args.accel, timeout=args.timeout, cold=args.cold, status=status,
-                         verbose=ui.note)
+        images = ensure_images(lab, target, status)
+        guest, conn = up(lab, target, images=images, name=args.name, smp=args.smp,
+                         memory=args.memory, accel=args.accel, timeout=args.timeout,
+                         cold=args.cold, status=status, verbose=ui.note)
     conn.close()
     rec = guest.record
     elapsed = time.monotonic() - t0
@@ -252,7 +254,11 @@ def cmd_ssh(args, ui: UI) -> int:
     # Like ssh: standard input that is not a terminal goes to the command (`lab ssh
     # NAME -- 'cat > f' < f`); `< /dev/null` gives it none.
     stdin = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer.read()
-    with Guest(rec).connection(command_timeout=args.timeout).connect() as c:
+    timeout = args.timeout
+    if timeout is None:     # the target's, scaled for this host; Timeouts' own if it is gone
+        target = _lab().targets.get(rec.target)
+        timeout = (target.timeouts if target else Timeouts()).ssh_command
+    with Guest(rec).connection(command_timeout=timeout).connect() as c:
         r = c.run(" ".join(command) if len(command) == 1 else command, check=False, stdin=stdin)
     sys.stdout.write(r.stdout)
     sys.stderr.write(r.stderr)
@@ -281,8 +287,9 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lab", description="QEMU test lab for Linux kernel modules")
     p.add_argument("--version", action="version", version=f"lab {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="print QEMU command lines and details")
-    p.add_argument("--timeout-factor", type=float, metavar="F",
-                   help="multiply every timeout by F on slow or busy hosts (or LAB_TIMEOUT_FACTOR)")
+    p.add_argument("--timeout-factor", metavar="F",
+                   help="multiply every timeout by F (above 0, at most 100) on slow or busy "
+                        "hosts, or auto (or LAB_TIMEOUT_FACTOR)")
     sub = p.add_subparsers(dest="command", required=True)
 
     def add(name, func, help_, json_flag=True, parent=sub):
@@ -325,7 +332,8 @@ def parser() -> argparse.ArgumentParser:
     s = add("ssh", cmd_ssh, "shell on a guest, or run a command", json_flag=False)
     s.add_argument("name")
     s.add_argument("command", nargs=argparse.REMAINDER)
-    s.add_argument("--timeout", type=float, default=300.0, help="command timeout (s)")
+    s.add_argument("--timeout", type=float,
+                   help="command timeout (s; default: the target's timeouts.ssh_command)")
 
     c = add("console", cmd_console, "print a guest's serial console log", json_flag=False)
     c.add_argument("name")
@@ -336,13 +344,22 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _set_timeout_factor(flag: str | None) -> None:
+    """``--timeout-factor F`` becomes LAB_TIMEOUT_FACTOR, checked as that is, and a bad
+    one is refused before the command runs, whether or not the command loads a target."""
+    if flag is not None:
+        parse_timeout_factor(flag, "--timeout-factor")
+        os.environ["LAB_TIMEOUT_FACTOR"] = flag
+    else:
+        parse_timeout_factor(os.environ.get("LAB_TIMEOUT_FACTOR", "auto"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     ui = UI(json_mode=getattr(args, "json", False), verbose=args.verbose)
-    if args.timeout_factor is not None:
-        os.environ["LAB_TIMEOUT_FACTOR"] = str(args.timeout_factor)
     restore = interrupt.install()
     try:
+        _set_timeout_factor(args.timeout_factor)
         return args.func(args, ui)
     except LabError as e:
         ui.err.print(f"lab: error: {e}", markup=False)

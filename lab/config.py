@@ -269,18 +269,28 @@ def timeout_policy(threads: int = 1) -> tuple[float, str]:
     sets it; unset or "auto", it follows the host's load (lab.hostload)."""
     from .hostload import auto_factor, read_load
     raw = os.environ.get("LAB_TIMEOUT_FACTOR", "auto")
-    if raw == "auto":
+    factor = parse_timeout_factor(raw)
+    if factor is None:
         load = read_load()
         factor = auto_factor(threads, load)
         return factor, (f"auto: load {load.runnable:.2f} on {load.cores} cores, "
                         f"{threads} vCPU thread(s): x{factor:g}")
+    return factor, f"LAB_TIMEOUT_FACTOR={raw}"
+
+
+def parse_timeout_factor(raw: str, name: str = "LAB_TIMEOUT_FACTOR") -> float | None:
+    """The timeout factor ``raw`` sets (None: "auto", follow the host's load). LabError
+    naming ``name`` (the variable, or `lab --timeout-factor`) unless it is a number
+    above 0 and at most 100: a factor of 0 or less would leave no time for anything."""
+    if raw == "auto":
+        return None
     try:
         factor = float(raw)
     except ValueError:
-        raise LabError(f"LAB_TIMEOUT_FACTOR={raw!r}: not a number or auto") from None
+        raise LabError(f"{name}={raw!r}: not a number or auto") from None
     if not 0 < factor <= 100:
-        raise LabError(f"LAB_TIMEOUT_FACTOR={raw}: must be above 0 and at most 100")
-    return factor, f"LAB_TIMEOUT_FACTOR={raw}"
+        raise LabError(f"{name}={raw}: must be above 0 and at most 100")
+    return factor
 
 
 def load_target(path: Path) -> Target:

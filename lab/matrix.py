@@ -69,7 +69,7 @@ def run_matrix(lab: Lab, targets: Sequence[Target], base_opts, out: Path, jobs: 
                ) -> list[Cell]:
     """Soak every cell of this shard; returns the cells with their verdicts."""
     from .soak.agent import build_agent
-    from .guest.lifecycle import ensure_images
+    from .build import ensure_images
     from .module import build_module
     from .soak import run_soak
 

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from .build import ensure_images
 from .cache import Artifact, Store, file_digest
 from .config import ARCHES, Lab, Target
 from .errors import LabError
@@ -186,7 +187,6 @@ class BuiltModule:
 def build_module(lab: Lab, target: Target, module_dir: Path | None = None,
                  status=lambda m: None, extra_cflags: str = "") -> tuple[BuiltModule, bool]:
     """Build (or take from cache) the module for ``target``. Returns (module, was_built)."""
-    from .guest.lifecycle import ensure_images
     module_dir = (module_dir or default_module_dir()).resolve()
     if not module_dir.is_dir():
         raise LabError(f"module directory {module_dir} does not exist")

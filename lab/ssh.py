@@ -12,13 +12,14 @@ import logging
 import select
 import shlex
 import socket
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import paramiko
 
+from .config import Timeouts
+from .deadline import Deadline
 from .errors import LabError
 from .keys import load_client_key
 
@@ -72,7 +73,8 @@ def command_string(command: str | Sequence[str]) -> str:
 
 class Connection:
     def __init__(self, port: int, key_file: Path, host_key: str, host: str = "127.0.0.1",
-                 user: str = "root", connect_timeout: float = 10.0, command_timeout: float = 60.0):
+                 user: str = "root", connect_timeout: float = 10.0,
+                 command_timeout: float = Timeouts.ssh_command):
         self.host, self.port, self.user = host, port, user
         self.key_file, self.host_key = key_file, host_key
         self.connect_timeout, self.command_timeout = connect_timeout, command_timeout
@@ -153,7 +155,7 @@ class Connection:
         limit = self.command_timeout if timeout is None else timeout
         ch = self.open_channel(cmd)
         ch.settimeout(limit)
-        end = time.monotonic() + limit
+        deadline = Deadline(limit, cmd)
         # The command's standard input is ``stdin``, then end of file (none: at once),
         # so a command that reads it does not wait out the timeout.
         if stdin:
@@ -169,7 +171,7 @@ class Connection:
                 elif ch.exit_status_ready() and not ch.recv_ready() and not ch.recv_stderr_ready():
                     break
                 else:
-                    if time.monotonic() > end:
+                    if deadline.expired():
                         raise socket.timeout()
                     select.select([ch], [], [], 0.05)
             code = ch.recv_exit_status()

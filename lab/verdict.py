@@ -1,5 +1,6 @@
 """The one vocabulary of outcomes: soak checks, summaries, reports, JUnit and the CLI
-all speak it, and it decides every command's exit status."""
+all speak it, and it decides every command's exit status. A boot that did not reach
+SSH has its own, smaller vocabulary (BootOutcome), carried by lab.guest.qemu.BootVerdict."""
 
 from __future__ import annotations
 
@@ -42,3 +43,39 @@ SEVERITY = (Verdict.INFRA, Verdict.INTERRUPTED, Verdict.CRASH, Verdict.HANG, Ver
 def worst(verdicts: Iterable[str]) -> Verdict:
     present = {Verdict(v) for v in verdicts}
     return next((v for v in SEVERITY if v in present), Verdict.PASS)
+
+
+class BootOutcome(StrEnum):
+    """Why a guest did not become ready. The kernel's own reports are named as the
+    console recognises them (lab.guest.console.TROUBLE)."""
+
+    PANIC = "panic"                      # the kernel crashed during boot
+    OOPS = "oops"
+    BUG = "bug"
+    OOM = "oom"
+    SOFT_LOCKUP = "soft-lockup"          # the kernel says it is stuck
+    RCU_STALL = "rcu-stall"
+    HUNG_TASK = "hung-task"
+    KVM_FAILURE = "kvm-failure"          # KVM could not run the guest
+    QEMU_EXIT = "qemu-exit"              # QEMU ended before the guest was ready
+    NO_NETWORK = "no-network"            # the guest says its NIC passes no packet
+    SSH_SILENT = "ssh-silent"            # the SSH server said ready, SSH never answered
+    SSH_TIMEOUT = "ssh-timeout"          # the boot's budget ran out while SSH refused
+    TIMEOUT = "timeout"                  # the boot's budget ran out before the ready mark
+    SILENT_HANG = "silent-hang"          # no console output for the silence limit
+    RESTORE_TIMEOUT = "restore-timeout"  # a saved state did not run, or did not answer
+    RESTORE_FAILED = "restore-failed"    # the restored guest could not be refreshed
+
+    @property
+    def emulator_fault(self) -> bool:
+        """A boot lost to the emulation, not to the kernel, whatever else is known: the
+        kernel reported itself stuck (RCU stall, soft lockup, hung task) before anything
+        of the user's was loaded, or the guest reached user space and its network passed
+        no packet (its own ping of the gateway failed, or SSH never answered). A QEMU
+        exit is one only for some statuses (BootVerdict.emulator_fault)."""
+        return self in _EMULATOR_FAULTS
+
+
+_EMULATOR_FAULTS = frozenset({BootOutcome.SOFT_LOCKUP, BootOutcome.RCU_STALL,
+                              BootOutcome.HUNG_TASK, BootOutcome.NO_NETWORK,
+                              BootOutcome.SSH_SILENT})

@@ -30,14 +30,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lab import interrupt  # noqa: E402
-from lab.cache import Store  # noqa: E402
+from lab.build import ensure_images  # noqa: E402
 from lab.config import load_lab  # noqa: E402
 from lab.deadline import Deadline  # noqa: E402
 from lab.guest.qemu import BootVerdict, Guest  # noqa: E402
-from lab.images import images_for  # noqa: E402
-from lab.guest.lifecycle import ensure_images  # noqa: E402
-from lab.paths import cache_dir  # noqa: E402
 from lab.soak import SoakOptions, run_soak  # noqa: E402
+from lab.verdict import BootOutcome  # noqa: E402
 
 
 def busy_loops(k: int) -> list[subprocess.Popen]:
@@ -180,10 +178,10 @@ def catching_exits(target, out: Path, n: int):
                    timeouts=replace(target.timeouts, silence=min(target.timeouts.silence, 20.0)))
 
 
-def one_boot(lab, target, n: int, out: Path, soak_cycles: int, catch_exits: bool) -> dict:
+def one_boot(lab, target, images, n: int, out: Path, soak_cycles: int,
+             catch_exits: bool) -> dict:
     rec = {"boot": n, "outcome": "ok"}
     t0 = time.monotonic()
-    images = images_for(lab, target, Store(cache_dir()))
     if catch_exits:
         target = catching_exits(target, out, n)
     guest = Guest.launch(target, images, f"stress-{n}", "tcg")
@@ -192,18 +190,18 @@ def one_boot(lab, target, n: int, out: Path, soak_cycles: int, catch_exits: bool
         conn = guest.wait_ready(Deadline(t.boot, f"boot of {target.name}"), t.silence,
                                 t.ssh_after_ready)
     except BootVerdict as e:
-        rec.update(outcome="would-retry" if e.emulator_fault else "failed", verdict=e.verdict,
+        rec.update(outcome="would-retry" if e.emulator_fault else "failed", verdict=e.outcome,
                    seconds=round(time.monotonic() - t0, 2))
         guest.console.poll()   # the whole console: an oops's first lines are the ones that tell
         (out / f"boot-{n}.txt").write_text(f"{e}\n\n--- console ---\n"
                                            + "\n".join(guest.console.lines) + "\n")
-        if e.verdict == "silent-hang" and guest.running():
+        if e.outcome is BootOutcome.SILENT_HANG and guest.running():
             # Stopped by the guest itself (-no-shutdown) or stuck while running (a
             # frozen clock, a spin): where each CPU is, before the guest is gone.
             state = examine_stopped_guest(guest, out / f"boot-{n}-stopped.txt")
             if catch_exits and "shutdown" in state:
                 rec.update(outcome="would-retry", verdict="guest-shutdown")
-        if e.verdict in ("ssh-silent", "no-network") and guest.running():
+        if e.outcome in (BootOutcome.SSH_SILENT, BootOutcome.NO_NETWORK) and guest.running():
             rec["revived"] = examine_silent_ssh(guest, out / f"boot-{n}-examined.txt")
         guest.shutdown(hard_only=True)
         return rec
@@ -246,14 +244,15 @@ def main() -> int:
     args = p.parse_args()
     lab = load_lab()
     target = replace(lab.target(args.target), boot_retries=0)
-    ensure_images(lab, target, lambda m: None)
+    images = ensure_images(lab, target)
     args.out.mkdir(parents=True, exist_ok=True)
     interrupt.install()  # Ctrl-C or SIGTERM: the guest of the boot under way is stopped too
     loops = busy_loops(args.busy) + compile_loops(args.compile)
     boots = []
     try:
         for n in range(1, args.boots + 1):
-            boots.append(one_boot(lab, target, n, args.out, args.soak_cycles, args.catch_exits))
+            boots.append(one_boot(lab, target, images, n, args.out, args.soak_cycles,
+                                  args.catch_exits))
             b = boots[-1]
             print(f"[{time.strftime('%H:%M:%S')}] boot {n}/{args.boots}: {b['outcome']}"
                   f" {b.get('ready_seconds', b.get('seconds', ''))}s", file=sys.stderr)

@@ -12,11 +12,11 @@ import json
 import os
 import platform
 import subprocess
-import time
 from pathlib import Path
 
 from ..config import Target
 from .console import KVM_FATAL
+from ..deadline import Deadline
 from ..paths import cache_dir
 from ..runner import require
 
@@ -39,12 +39,12 @@ def probe_kvm(target: Target, kernel: Path, timeout: float = 20.0) -> tuple[bool
             "-append", "console=ttyS0 rdinit=/nonexistent panic=-1"]
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     out = []
-    end = time.monotonic() + timeout
+    probe = Deadline(timeout, f"KVM probe boot of {target.name}")
     ok = False
     try:
         assert p.stdout is not None
         os.set_blocking(p.stdout.fileno(), False)
-        while time.monotonic() < end and p.poll() is None:
+        while not probe.expired() and p.poll() is None:
             chunk = p.stdout.read() or b""
             out.append(chunk.decode(errors="replace"))
             text = "".join(out)
@@ -53,7 +53,7 @@ def probe_kvm(target: Target, kernel: Path, timeout: float = 20.0) -> tuple[bool
             if "Run /" in text or "Kernel panic" in text:
                 ok = True
                 break
-            time.sleep(0.1)
+            probe.sleep(0.1)
     finally:
         p.kill()
         p.wait()

@@ -13,15 +13,16 @@ import os
 import re
 import secrets
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
-from ..config import Target
+from ..config import Target, Timeouts
 from .console import (CPU_MARK, FATAL, KVM_FATAL, NO_NETWORK_MARK, READY_MARK, STUCK, ConsoleLog,
                       findings)
 from ..deadline import Deadline
@@ -34,6 +35,7 @@ from ..runner import require
 from ..ssh import ConnectError, Connection, known_hosts_line
 from ..paths import run_dir
 from .state import GuestRecord, guest_dir, load, pid_is_qemu, remove
+from ..verdict import BootOutcome
 
 # rdinit: the start-up script runs first as PID 1 and execs busybox init when the
 # SSH server is up (images/rootfs/overlay/etc/init.d/rcS says why).
@@ -51,6 +53,13 @@ CONSOLE_POLL = 0.005
 # Seconds a starting QEMU gets to bind its SSH forwarding port (it does so before
 # the guest runs; a busy host can delay it).
 PORT_WAIT = 10.0
+# Seconds between SSH attempts on a booting guest (its SSH server limits
+# unauthenticated connections), and on a restored one, whose server ran already.
+SSH_RETRY = 0.5
+SSH_RETRY_RESTORED = 0.1
+# Seconds a kernel report found on the console gets to reach the log in full before
+# it is quoted.
+REPORT_SETTLE = 0.5
 
 
 # Signals QEMU dies of by its own fault (Popen reports them as a negative status).
@@ -61,16 +70,16 @@ QEMU_FAULT_SIGNALS = {signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGF
 class BootVerdict(GuestError):
     """The guest did not become ready: panic, oops, QEMU exit, silent hang or timeout."""
 
-    def __init__(self, verdict: str, message: str, console_tail: str = "",
+    def __init__(self, outcome: BootOutcome | str, message: str, console_tail: str = "",
                  exit_code: int | None = None):
-        self.verdict = verdict
+        self.outcome = BootOutcome(outcome)
         self.exit_code = exit_code
-        super().__init__(f"{verdict}: {message}", console_tail)
+        super().__init__(f"{self.outcome}: {message}", console_tail)
 
     @property
     def silent_exit(self) -> bool:
         """QEMU stopped with status 0 and the kernel said nothing wrong: an emulator fault."""
-        return (self.verdict == "qemu-exit" and self.exit_code == 0
+        return (self.outcome is BootOutcome.QEMU_EXIT and self.exit_code == 0
                 and not findings(self.console_tail.splitlines()))
 
     @property
@@ -80,18 +89,15 @@ class BootVerdict(GuestError):
         enumeration with `iotlb_to_section: Assertion section_index < sections_nb`, a vCPU
         resolving a stale memory-map index. A `lab down` or the OOM killer sends other
         signals, which are not retried."""
-        return (self.verdict == "qemu-exit" and self.exit_code is not None
+        return (self.outcome is BootOutcome.QEMU_EXIT and self.exit_code is not None
                 and -self.exit_code in QEMU_FAULT_SIGNALS)
 
     @property
     def emulator_fault(self) -> bool:
-        """A boot lost to the emulation, not to the kernel: worth one more boot. Either QEMU
-        exited silently or crashed, the kernel reported itself stuck (RCU stall, soft
-        lockup, hung task) before anything of the user's was loaded, or the guest reached
-        user space and its network passed no packet (its own ping of the gateway failed,
-        or SSH never answered)."""
-        return (self.silent_exit or self.emulator_crash
-                or self.verdict in ("ssh-silent", "no-network") or self.verdict in STUCK)
+        """A boot lost to the emulation, not to the kernel: worth one more boot. The
+        outcome says so itself (BootOutcome.emulator_fault), or QEMU exited silently or
+        crashed."""
+        return self.outcome.emulator_fault or self.silent_exit or self.emulator_crash
 
 
 def free_port() -> int:
@@ -219,10 +225,13 @@ class Guest:
                                 incoming)
             log("$ " + shlex.join(argv))
             (run / "console.log").write_bytes(b"")
-            stderr = open(run / "qemu.stderr", "wb")
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr,
-                                    start_new_session=True)
-            stderr.close()
+            with open(run / "qemu.stderr", "wb") as stderr:
+                try:
+                    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stderr,
+                                            stderr=stderr, start_new_session=True)
+                except BaseException:
+                    remove(name)      # no QEMU to stop: only its run directory to go
+                    raise
             rec = GuestRecord(name=name, target=target.name, arch=target.arch, smp=smp,
                               memory=memory, pid=proc.pid, ssh_port=port, accel=accel, dir=str(run),
                               host_key=images.host_key, kernel_key=images.kernel_key,
@@ -230,22 +239,39 @@ class Guest:
                               command=argv, bios_key=images.bios_key,
                               from_snapshot=incoming is not None,
                               threading=target.threading(accel, smp))
-            rec.save()
-            rec.known_hosts.write_text(known_hosts_line(port, images.host_key) + "\n")
             guest = cls(rec, target)
             guest.proc = proc
-            # Another process may take the port between free_port() and QEMU's bind:
-            # then QEMU refuses the forwarding rule and exits. Wait until QEMU holds it.
-            deadline = time.monotonic() + PORT_WAIT
-            while proc.poll() is None and not listening_pid_owns(proc.pid, port) \
-                    and time.monotonic() < deadline:
-                time.sleep(0.02)
-            if proc.poll() is not None and "host forwarding" in guest.stderr():
-                last_err = guest.stderr()
-                guest.cleanup()
-                continue
-            return guest
+            with guest.torn_down_on_failure():
+                rec.save()
+                rec.known_hosts.write_text(known_hosts_line(port, images.host_key) + "\n")
+                if guest._wait_port(port):
+                    return guest
+            last_err = guest.stderr()
+            guest.cleanup()
         raise LabError(f"could not set up SSH port forwarding after {attempts} tries: {last_err}")
+
+    def _wait_port(self, port: int) -> bool:
+        """Whether QEMU came to hold its SSH forwarding port; False when it exited because
+        another process took the port between free_port() and QEMU's bind (QEMU refuses
+        the forwarding rule then)."""
+        assert self.proc is not None
+        bound = Deadline(PORT_WAIT, f"QEMU binding port {port}")
+        while self.proc.poll() is None and not listening_pid_owns(self.proc.pid, port) \
+                and not bound.expired():
+            bound.sleep(0.02)
+        return not (self.proc.poll() is not None and "host forwarding" in self.stderr())
+
+    @contextmanager
+    def torn_down_on_failure(self) -> Iterator["Guest"]:
+        """The one teardown of a guest that is still starting: whatever ends the steps
+        inside early (an error, a BootVerdict, Ctrl-C) stops QEMU hard and removes the
+        guest's run directory and record, then goes on up. Like launch() around
+        _launch() in QEMU's python machine.py."""
+        try:
+            yield self
+        except BaseException:
+            self.shutdown(hard_only=True)
+            raise
 
     # ---- state ----------------------------------------------------------------
     def stderr(self) -> str:
@@ -265,72 +291,101 @@ class Guest:
             return self.proc.poll() is None
         return pid_is_qemu(self.record.pid)
 
-    def connection(self, command_timeout: float = 60.0, connect_timeout: float = 10.0) -> Connection:
+    def connection(self, command_timeout: float | None = None,
+                   connect_timeout: float = 10.0) -> Connection:
+        """An SSH connection to the guest, not yet connected. A command run without a
+        timeout of its own gets ``command_timeout``: by default the target's
+        ``timeouts.ssh_command``, or Timeouts' own for a guest known only by its record."""
         key, _ = ensure_client_key()
+        if command_timeout is None:
+            command_timeout = (self.target.timeouts if self.target else Timeouts()).ssh_command
         return Connection(self.record.ssh_port, key, self.record.host_key,
                           connect_timeout=connect_timeout, command_timeout=command_timeout)
 
     # ---- wait until ready ---------------------------------------------------------
     def wait_ready(self, deadline: Deadline, silence: float,
                    ssh_after_ready: float = 40.0) -> Connection:
-        """Return a connected SSH connection, or raise BootVerdict."""
-        last_output = time.monotonic()
-        ready = False
-        ready_at = 0.0
-        next_try = 0.0
-        last_error: Exception | None = None
+        """Return a connected SSH connection, or raise BootVerdict: the kernel boots
+        until the guest says its SSH server is ready, then SSH is tried until it
+        answers, the console watched all along."""
+        self._wait_ready_mark(deadline, silence)
+        return self._connect_ssh(deadline, ssh_after_ready, SSH_RETRY,
+                                 "the guest said its SSH server was ready")
+
+    def _wait_ready_mark(self, deadline: Deadline, silence: float) -> None:
+        """Until the console shows the ready mark; silence past ``silence`` seconds is a
+        silent hang."""
+        quiet = Deadline(silence, "console silence")
         while True:
             check_interrupt()
-            new = self.console.poll()
-            if new:
-                last_output = time.monotonic()
-            # A kernel stuck before lab has loaded anything (an RCU stall: seen on
-            # i386-smp under QEMU 10.0's multi-threaded TCG, an idle vCPU whose timer
-            # never fired) ends the wait at once too, as the emulator's fault.
-            bad = [f for f in findings(new) if f.kind in FATAL | STUCK]
-            if bad:
-                # Let the rest of the report reach the log before quoting it.
-                time.sleep(0.5)
-                self.console.poll()
-                raise BootVerdict(bad[0].kind, f"kernel {bad[0].kind} during boot: {bad[0].line.strip()}",
-                                  self.console.tail(40))
-            if KVM_FATAL.search(self.stderr()):
-                raise BootVerdict("kvm-failure", "KVM could not run the guest: "
-                                  + self.stderr().strip().splitlines()[0], self.console.tail())
-            self._raise_if_exited("before SSH was ready")
-            if new:
-                user = self.console.user_text()
-                if m := CPU_MARK.search(user):
-                    self.record.cpu_model = m.group(1)
-                if READY_MARK in user and not ready:
-                    ready, ready_at = True, time.monotonic()
-                if m := NO_NETWORK_MARK.search(user):
-                    raise BootVerdict("no-network", f"the guest's network passes no packets: "
-                                      f"{m.group(1)}; {self.nic_state()}", self.console.tail())
-            if ready and time.monotonic() >= next_try:
-                # One attempt at a time, spaced out: sshd limits unauthenticated
-                # connections, and a storm of them locks us out.
-                try:
-                    limit = max(1.0, min(10.0, deadline.remaining()))
-                    return self.connection(connect_timeout=limit).connect()
-                except ConnectError as e:  # sshd not answering yet
-                    last_error = e
-                    next_try = time.monotonic() + 0.5
-                    if time.monotonic() - ready_at > ssh_after_ready:
-                        raise BootVerdict("ssh-silent", f"the guest said its SSH server was "
-                                          f"ready {time.monotonic() - ready_at:.0f}s ago, but SSH "
-                                          f"never answered: {last_error}; {self.nic_state()}",
-                                          self.console.tail()) from None
-                    if deadline.expired():
-                        raise BootVerdict("ssh-timeout", f"SSH did not answer: {last_error}",
-                                          self.console.tail()) from None
+            if self._watch_console("before SSH was ready"):
+                quiet = quiet.renewed()
+                if READY_MARK in self.console.user_text():
+                    return
             if deadline.expired():
-                raise BootVerdict("timeout", f"not ready after {deadline.seconds:g}s",
+                raise BootVerdict(BootOutcome.TIMEOUT, f"not ready after {deadline.seconds:g}s",
                                   self.console.tail())
-            if not ready and time.monotonic() - last_output > silence:
-                raise BootVerdict("silent-hang", f"no console output for {silence:g}s",
+            if quiet.expired():
+                raise BootVerdict(BootOutcome.SILENT_HANG, f"no console output for {silence:g}s",
                                   self.console.tail())
             deadline.sleep(CONSOLE_POLL)
+
+    def _watch_console(self, when: str) -> list[str]:
+        """Read the console's new lines; raise BootVerdict if they, QEMU's stderr or its
+        exit say the guest will not become ready. Returns the new lines."""
+        new = self.console.poll()
+        # A kernel stuck before lab has loaded anything (an RCU stall: seen on
+        # i386-smp under QEMU 10.0's multi-threaded TCG, an idle vCPU whose timer
+        # never fired) ends the wait at once too, as the emulator's fault.
+        bad = [f for f in findings(new) if f.kind in FATAL | STUCK]
+        if bad:
+            # Let the rest of the report reach the log before quoting it.
+            time.sleep(REPORT_SETTLE)
+            self.console.poll()
+            raise BootVerdict(BootOutcome(bad[0].kind),
+                              f"kernel {bad[0].kind} during boot: {bad[0].line.strip()}",
+                              self.console.tail(40))
+        if KVM_FATAL.search(self.stderr()):
+            raise BootVerdict(BootOutcome.KVM_FAILURE, "KVM could not run the guest: "
+                              + self.stderr().strip().splitlines()[0], self.console.tail())
+        self._raise_if_exited(when)
+        if new:
+            user = self.console.user_text()
+            if m := CPU_MARK.search(user):
+                self.record.cpu_model = m.group(1)
+            if m := NO_NETWORK_MARK.search(user):
+                raise BootVerdict(BootOutcome.NO_NETWORK, f"the guest's network passes no "
+                                  f"packets: {m.group(1)}; {self.nic_state()}", self.console.tail())
+        return new
+
+    def _connect_ssh(self, deadline: Deadline, silent_after: float, retry_every: float,
+                     ready: str) -> Connection:
+        """SSH to a guest whose SSH server runs (``ready`` says since when), watching its
+        console between attempts. An SSH server silent for ``silent_after`` seconds is
+        given up (ssh-silent: an emulator fault)."""
+        silent = Deadline(silent_after, f"SSH of {self.record.name}")
+        while True:
+            check_interrupt()
+            self._watch_console("before SSH answered")
+            try:
+                limit = max(1.0, min(10.0, deadline.remaining()))
+                return self.connection(connect_timeout=limit).connect()
+            except ConnectError as e:  # sshd not answering yet
+                error = e
+            if silent.expired():
+                raise BootVerdict(BootOutcome.SSH_SILENT, f"{ready} {silent.elapsed():.0f}s ago, "
+                                  f"but SSH never answered: {error}; {self.nic_state()}",
+                                  self.console.tail())
+            if deadline.expired():
+                raise BootVerdict(BootOutcome.SSH_TIMEOUT, f"SSH did not answer: {error}",
+                                  self.console.tail())
+            # One attempt at a time, spaced out: sshd limits unauthenticated
+            # connections, and a storm of them locks us out.
+            pause = Deadline(min(retry_every, deadline.remaining()))
+            while not pause.expired():
+                check_interrupt()
+                self._watch_console("before SSH answered")
+                pause.sleep(CONSOLE_POLL)
 
     # ---- restored guests -----------------------------------------------------------
     def wait_restored(self, deadline: Deadline, ssh_after_ready: float) -> Connection:
@@ -349,12 +404,13 @@ class Guest:
                 self.qmp("cont")
                 continue
             if deadline.expired():
-                raise BootVerdict("restore-timeout", f"the saved state was not running after "
-                                  f"{deadline.seconds:g}s (QEMU status {status!r})",
+                raise BootVerdict(BootOutcome.RESTORE_TIMEOUT, f"the saved state was not "
+                                  f"running after {deadline.seconds:g}s (QEMU status {status!r})",
                                   self.console.tail())
             deadline.sleep(0.01)
         self.freshen(deadline)
-        return self._connect_ssh(deadline, ssh_after_ready)
+        return self._connect_ssh(deadline, ssh_after_ready, SSH_RETRY_RESTORED,
+                                 "the restored guest's SSH server was running")
 
     def freshen(self, deadline: Deadline, resend_after: float = 2.0) -> None:
         """Make a guest that runs from a saved state distinct from every other run of
@@ -365,25 +421,25 @@ class Guest:
         # One connection for the whole exchange: QEMU drops what it has not read yet
         # from a console client that hangs up.
         with self.console_connection() as keys:
-            sent = -resend_after
+            resend = Deadline(0.0)         # the first line goes at once
             while True:
                 check_interrupt()
                 self._raise_if_exited("while the restored guest was being refreshed")
-                if time.monotonic() - sent >= resend_after:
+                if resend.expired():
                     now = time.time_ns()
                     # Enter first: the console shell may still wait for "press Enter".
                     keys.sendall(f"\rlab-fresh {token} {now // 10**9} {now % 10**9}\r".encode())
-                    sent = time.monotonic()
+                    resend = Deadline(resend_after, "lab-fresh's answer")
                 self.console.poll()
                 text = self.console.user_text(80)
                 if mark in text:
                     return
                 if m := re.search(r"^lab-fresh: .*$", text, re.M):
-                    raise BootVerdict("restore-failed", f"the restored guest could not be "
-                                      f"refreshed: {m.group(0)}", self.console.tail())
+                    raise BootVerdict(BootOutcome.RESTORE_FAILED, f"the restored guest could "
+                                      f"not be refreshed: {m.group(0)}", self.console.tail())
                 if deadline.expired():
-                    raise BootVerdict("restore-timeout", "the restored guest did not answer on "
-                                      f"its serial console within {deadline.seconds:g}s",
+                    raise BootVerdict(BootOutcome.RESTORE_TIMEOUT, "the restored guest did not "
+                                      f"answer on its serial console within {deadline.seconds:g}s",
                                       self.console.tail())
                 deadline.sleep(0.01)
 
@@ -396,31 +452,12 @@ class Guest:
             s.connect(str(self.record.console_socket))
             yield s
 
-    def _connect_ssh(self, deadline: Deadline, silent_after: float) -> Connection:
-        """SSH to a guest whose SSH server already runs (restored from a snapshot)."""
-        started = time.monotonic()
-        while True:
-            check_interrupt()
-            self._raise_if_exited("before SSH answered")
-            try:
-                return self.connection(connect_timeout=max(1.0, min(10.0, deadline.remaining()))
-                                       ).connect()
-            except ConnectError as e:
-                if time.monotonic() - started > silent_after:
-                    raise BootVerdict("ssh-silent", f"the restored guest's SSH server did not "
-                                      f"answer in {silent_after:g}s: {e}; {self.nic_state()}",
-                                      self.console.tail()) from None
-                if deadline.expired():
-                    raise BootVerdict("ssh-timeout", f"SSH did not answer: {e}",
-                                      self.console.tail()) from None
-            deadline.sleep(0.1)
-
     def _raise_if_exited(self, when: str) -> None:
         code = self.exit_code()
         if code is not None:
             self.console.poll()
-            raise BootVerdict("qemu-exit", f"QEMU exited with status {code} {when}; stderr: "
-                              f"{self.stderr().strip()[-500:] or '(empty)'}",
+            raise BootVerdict(BootOutcome.QEMU_EXIT, f"QEMU exited with status {code} {when}; "
+                              f"stderr: {self.stderr().strip()[-500:] or '(empty)'}",
                               self.console.tail(40), exit_code=code)
 
     def nic_state(self) -> str:
@@ -499,5 +536,4 @@ class Guest:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
-        import shutil
         shutil.rmtree(self.record.path, ignore_errors=True)

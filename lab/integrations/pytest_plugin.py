@@ -93,9 +93,11 @@ def lab_config():
 @pytest.fixture(scope="session")
 def lab_guest(lab_config, lab_target, request, record_testsuite_property) -> Iterator[LabGuest]:
     from .. import __version__
+    from ..build import ensure_images
     from ..guest.lifecycle import up
     target = lab_config.target(lab_target)
-    guest, conn = up(lab_config, target, name=f"pytest-{lab_target}-{os.getpid()}")
+    guest, conn = up(lab_config, target, images=ensure_images(lab_config, target),
+                     name=f"pytest-{lab_target}-{os.getpid()}")
     rec = guest.record
     for key, value in (("lab_target", lab_target), ("lab_kernel_release", rec.kernel_release),
                        ("lab_kernel_key", rec.kernel_key), ("lab_rootfs_key", rec.rootfs_key),

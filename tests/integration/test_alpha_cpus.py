@@ -42,7 +42,7 @@ def test_qemu_own_palcode_still_dies_on_ev6_at_the_first_device_interrupt(lab, b
         guest, conn = up(lab, stock, accel="tcg", timeout=60)
         conn.close()
         guest.shutdown(hard_only=True)
-    assert e.value.verdict == "qemu-exit" and e.value.exit_code == 0, str(e.value)
+    assert e.value.outcome == "qemu-exit" and e.value.exit_code == 0, str(e.value)
     assert "lab-guest" not in e.value.console_tail
     # -d int: the last exception is the illegal opcode at the PALcode's CTTZ
     opcdec = [line for line in log.read_text().splitlines() if "opcdec" in line.lower()]

@@ -53,7 +53,7 @@ def test_panic_during_boot_is_reported_quickly(lab, built):
     with pytest.raises(BootVerdict) as e:
         up(lab, lab.target("i386-up"), accel="tcg", timeout=60,
            extra_cmdline="rdinit=/nonexistent root=/dev/nothing")
-    assert e.value.verdict == "panic"
+    assert e.value.outcome == "panic"
     assert "Kernel panic" in str(e.value)
     assert all_records() == []
 

@@ -1,6 +1,7 @@
 """A kernel variant from the command line (--config-fragment debug, --config
 LINE): built once, booted, and what was asked for is in the kernel that runs."""
 
+from lab.build import ensure_images
 from lab.cli import main
 from lab.guest.lifecycle import up
 from lab.soak import SoakOptions, run_soak
@@ -9,7 +10,7 @@ from lab.soak import SoakOptions, run_soak
 def test_debug_variant_boots_with_its_config_and_soaks_clean(lab, built, debug_variant,
                                                             tmp_path, capsys):
     target = debug_variant("i386-up")
-    guest, conn = up(lab, target, accel="tcg")
+    guest, conn = up(lab, target, images=ensure_images(lab, target), accel="tcg")
     try:
         # the --config line: the release string; the fragment: lockdep and kmemleak
         assert conn.run(["uname", "-r"]).stdout.strip().endswith("-lab-test")

@@ -113,3 +113,98 @@ def test_bisect_exit_codes_follow_git_bisect_run():
 def test_bisect_outside_a_git_tree_is_one_line(lab_dirs, capsys):
     assert main(["bisect", "HEAD~1", "HEAD", "--module", str(lab_dirs)]) == 2
     assert "not inside a git work tree" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("factor", ["-3", "0", "-0.5", "101", "nan", "fast"])
+def test_a_timeout_factor_that_leaves_no_time_is_refused_before_anything_runs(
+        lab_dirs, capsys, monkeypatch, factor):
+    import os
+
+    import lab.cli as cli
+    ran = []
+    monkeypatch.setattr(cli, "cmd_status", lambda args, ui: ran.append(args) or 0)
+    monkeypatch.delenv("LAB_TIMEOUT_FACTOR", raising=False)
+    assert main(["--timeout-factor", factor, "status"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lab: error: --timeout-factor=") and len(err.splitlines()) == 1
+    assert ran == [] and "LAB_TIMEOUT_FACTOR" not in os.environ
+
+
+def test_a_bad_lab_timeout_factor_is_refused_by_every_command(lab_dirs, capsys, monkeypatch):
+    monkeypatch.setenv("LAB_TIMEOUT_FACTOR", "-3")
+    assert main(["status"]) == 2
+    assert "LAB_TIMEOUT_FACTOR=-3: must be above 0" in capsys.readouterr().err
+
+
+def test_a_good_timeout_factor_reaches_the_targets(lab_dirs, monkeypatch):
+    import os
+
+    import lab.cli as cli
+    seen = []
+    monkeypatch.delenv("LAB_TIMEOUT_FACTOR", raising=False)
+    monkeypatch.setattr(cli, "cmd_status", lambda args, ui: seen.append(
+        cli._lab().target("i386-up").timeout_policy) or 0)
+    try:
+        assert main(["--timeout-factor", "2.5", "status"]) == 0
+    finally:
+        os.environ.pop("LAB_TIMEOUT_FACTOR", None)
+    assert seen == ["LAB_TIMEOUT_FACTOR=2.5"]
+
+
+def a_record(run_dir):
+    from lab.guest.state import GuestRecord
+    return GuestRecord(name="g", target="i386-up", arch="i386", smp=1, memory=256, pid=1,
+                       ssh_port=1, accel="tcg", dir=str(run_dir), host_key="ssh-ed25519 AAAA",
+                       kernel_key="k", rootfs_key="r", kernel_release="6.1.0")
+
+
+class RecordingConnection:
+    """What `lab ssh` gets from Guest.connection: remembers the command timeout."""
+
+    timeouts: list = []
+
+    def __init__(self, command_timeout):
+        self.timeouts.append(command_timeout)
+
+    def connect(self):
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    def run(self, command, check, stdin):
+        from lab.ssh import Result
+        return Result(0, "", "")
+
+
+def test_lab_ssh_commands_default_to_the_targets_ssh_command_timeout(lab_dirs, monkeypatch):
+    """`lab ssh NAME -- CMD` without --timeout: the target's timeouts.ssh_command,
+    scaled by the timeout factor like every other timeout."""
+    from lab.guest.qemu import Guest
+    monkeypatch.setenv("LAB_TIMEOUT_FACTOR", "2")
+    rec = a_record(lab_dirs / "run" / "g")
+    monkeypatch.setattr("lab.guest.lifecycle.find", lambda name: rec)
+    monkeypatch.setattr(RecordingConnection, "timeouts", [])
+    monkeypatch.setattr(Guest, "connection",
+                        lambda self, command_timeout: RecordingConnection(command_timeout))
+    monkeypatch.setattr("sys.stdin", None)
+    assert main(["ssh", "g", "--", "true"]) == 0
+    assert main(["ssh", "--timeout", "7", "g", "--", "true"]) == 0
+    assert RecordingConnection.timeouts == [60.0 * 2, 7.0]
+
+
+def test_guest_connections_default_to_the_targets_ssh_command_timeout(lab_dirs, monkeypatch):
+    from dataclasses import replace
+
+    from lab.config import load_lab
+    from lab.guest.qemu import Guest
+    monkeypatch.setattr("lab.guest.qemu.ensure_client_key", lambda: (lab_dirs / "key", None))
+    rec = a_record(lab_dirs)
+    target = load_lab().target("i386-up")
+    target = replace(target, timeouts=replace(target.timeouts, ssh_command=123.0))
+    assert Guest(rec, target).connection().command_timeout == 123.0
+    assert Guest(rec, target).connection(command_timeout=5).command_timeout == 5
+    assert Guest(rec).connection().command_timeout == 60.0    # known by its record only

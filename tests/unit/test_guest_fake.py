@@ -1,19 +1,29 @@
 """The guest lifecycle against a fake QEMU (tests/fakes): verdicts and cleanup, in seconds."""
 
+import json
 import os
 import signal
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
+from lab import interrupt
+from lab.cache import Store
 from lab.config import load_lab
 from lab.deadline import Deadline
-from lab.errors import LabError
+from lab.errors import GuestError, LabError
+from lab.guest import snapshot
+from lab.guest.console import FATAL, STUCK
 from lab.guest.qemu import BootVerdict, Guest, qemu_command
-from lab.guest.state import all_records, load
+from lab.guest.state import GuestRecord, all_records, load
+from lab.paths import cache_dir
+from lab.ssh import ConnectError
+from lab.verdict import BootOutcome
 
-from fakeguest import images
+from fakeguest import FakeConnection, images
 
 def launch(tmp_path, scenario, name="g1"):
     target = load_lab().target("alpha-es40")
@@ -37,7 +47,7 @@ def test_panic_during_boot_is_a_verdict_quoting_the_console(fake_qemu):
     with pytest.raises(BootVerdict) as e:
         g.wait_ready(Deadline(30), silence=30)
     assert time.monotonic() - t0 < 5
-    assert e.value.verdict == "panic"
+    assert e.value.outcome == "panic"
     assert "No working init found" in str(e.value)
     g.shutdown(hard_only=True)
     assert not g.record.path.exists()
@@ -47,7 +57,7 @@ def test_qemu_exit_is_a_verdict_with_stderr(fake_qemu):
     g = launch(fake_qemu, "exit")
     with pytest.raises(BootVerdict) as e:
         g.wait_ready(Deadline(30), silence=30)
-    assert e.value.verdict == "qemu-exit"
+    assert e.value.outcome == "qemu-exit"
     assert "could not load kernel" in str(e.value) and "status 1" in str(e.value)
     g.shutdown(hard_only=True)
 
@@ -57,7 +67,7 @@ def test_silence_is_a_silent_hang_not_an_endless_wait(fake_qemu):
     t0 = time.monotonic()
     with pytest.raises(BootVerdict) as e:
         g.wait_ready(Deadline(60), silence=1.0)
-    assert e.value.verdict == "silent-hang"
+    assert e.value.outcome == "silent-hang"
     assert time.monotonic() - t0 < 5
     assert "Run /etc/init.d/rcS" in e.value.console_tail
     g.shutdown(hard_only=True)
@@ -77,12 +87,10 @@ def test_shutdown_kills_and_removes_everything(fake_qemu):
 
 def test_a_qemu_that_does_not_answer_qmp_is_killed(fake_qemu):
     g = launch(fake_qemu, "ready")
-    # launch() returns once the SSH port is bound; the fake makes its QMP socket just
-    # after, which on a busy host may come a moment later
-    for _ in range(200):
-        if g.record.qmp_socket.exists():
-            break
-        time.sleep(0.05)
+    # the fake binds the SSH port (all launch waits for) before its QMP socket
+    appears = Deadline(5, "the fake's QMP socket")
+    while not g.record.qmp_socket.exists() and not appears.expired():
+        appears.sleep(0.01)
     g.record.qmp_socket.unlink()     # QMP unreachable
     assert g.shutdown(soft_timeout=0.5) == "kill"
     assert not g.running() and all_records() == []
@@ -160,7 +168,7 @@ def test_silent_qemu_exit_is_told_apart_from_a_panic(fake_qemu):
     with pytest.raises(BootVerdict) as e:
         g.wait_ready(Deadline(30), silence=30)
     g.shutdown(hard_only=True)
-    assert e.value.verdict == "qemu-exit" and e.value.silent_exit
+    assert e.value.outcome == "qemu-exit" and e.value.silent_exit
     p = launch(fake_qemu, "panic", name="g2")
     with pytest.raises(BootVerdict) as e2:
         p.wait_ready(Deadline(30), silence=30)
@@ -172,7 +180,6 @@ def test_silent_qemu_exit_is_told_apart_from_a_panic(fake_qemu):
 def fake_up(fake_qemu, monkeypatch, tmp_path):
     """lifecycle.up() against the fake QEMU: no image build, no KVM probe, no real SSH."""
     import lab.guest.lifecycle as lc
-    monkeypatch.setattr(lc, "ensure_images", lambda lab, target, status: None)
     monkeypatch.setattr(lc, "images_for", lambda lab, target, store: images(tmp_path))
     monkeypatch.setattr(lc, "choose_accel", lambda *a: "tcg")
     launches = []
@@ -217,7 +224,7 @@ def test_a_qemu_that_aborts_is_an_emulator_fault(fake_qemu):
     with pytest.raises(BootVerdict) as e:
         g.wait_ready(Deadline(30), silence=30)
     g.shutdown(hard_only=True)
-    assert e.value.verdict == "qemu-exit" and e.value.exit_code == -signal.SIGABRT
+    assert e.value.outcome == "qemu-exit" and e.value.exit_code == -signal.SIGABRT
     assert e.value.emulator_crash and e.value.emulator_fault and not e.value.silent_exit
     assert "iotlb_to_section: Assertion" in str(e.value)
 
@@ -226,7 +233,7 @@ def test_a_kernel_stuck_during_boot_ends_the_wait_at_once_as_an_emulator_fault(f
     # the console keeps printing (no silent hang), and the deadline is far away;
     # up() boots again for any emulator fault (the vanish and abort tests)
     verdict, seconds = boot_given_up(fake_qemu, "stall", 120, ssh_after_ready=40.0)
-    assert verdict.verdict == "rcu-stall" and verdict.emulator_fault
+    assert verdict.outcome == "rcu-stall" and verdict.emulator_fault
     assert seconds < 20
     assert "rcu_preempt detected stalls" in str(verdict)
 
@@ -271,7 +278,7 @@ def boot_given_up(tmp_path, scenario: str, deadline: float, ssh_after_ready: flo
 def test_ssh_silent_after_ready_is_an_emulator_fault(fake_qemu):
     # the fake says "sshd ready" but nothing listens on the forwarded port
     verdict, seconds = boot_given_up(fake_qemu, "ready", 30, ssh_after_ready=2.0)
-    assert verdict.verdict == "ssh-silent" and verdict.emulator_fault
+    assert verdict.outcome == "ssh-silent" and verdict.emulator_fault
     assert seconds < 15
     assert "SSH never answered" in str(verdict) and "info network" in str(verdict)
 
@@ -280,7 +287,7 @@ def test_a_guest_that_reports_no_network_is_given_up_at_once(fake_qemu):
     # rcS pings the gateway after the ready mark; when that fails it says so, and
     # lab must not spend ssh_after_ready waiting for an SSH server nobody can reach
     verdict, seconds = boot_given_up(fake_qemu, "nonet", 60, ssh_after_ready=40.0)
-    assert verdict.verdict == "no-network" and verdict.emulator_fault
+    assert verdict.outcome == "no-network" and verdict.emulator_fault
     assert seconds < 20
     assert "5 pings of the gateway 10.0.2.2 lost" in str(verdict)
 
@@ -315,3 +322,206 @@ def test_tcg_threading_can_be_chosen(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_TCG_THREAD", "two")
     with pytest.raises(LabError, match="LAB_TCG_THREAD"):
         accel_arg(tmp_path, "alpha-es40")
+
+
+# ---- one teardown: whatever fails while a guest starts leaves nothing behind ----------
+def qemus_left(tmp_path: Path) -> list[str]:
+    """Fake QEMU processes still running with a run directory of this test."""
+    run = str(tmp_path / "run").encode()
+    left = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if proc.name.isdigit() and b"qemu-system" in argv and run in argv:
+            left.append(f"{proc.name}: {argv[:80]!r}")
+    return left
+
+
+def assert_nothing_left(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    dirs = sorted(p.name for p in run.iterdir() if p.is_dir()) if run.exists() else []
+    assert qemus_left(tmp_path) == [], "QEMU still running"
+    assert dirs == [], "run directories left"
+    assert all_records() == []
+
+
+@pytest.fixture
+def start(fake_qemu, monkeypatch, tmp_path):
+    """lifecycle.up() of i386-up (a target with snapshots) on the fake QEMU: the
+    connection is a FakeConnection once the console shows the ready mark."""
+    import lab.guest.lifecycle as lc
+    monkeypatch.setattr(lc, "images_for", lambda lab, target, store: images(tmp_path))
+    monkeypatch.setattr(lc, "choose_accel", lambda *a: "tcg")
+    monkeypatch.setattr(lc, "SETTLE_BEFORE_SAVE", 0.0)
+    monkeypatch.setattr(Guest, "connection", lambda self, **kw: FakeConnection())
+    monkeypatch.setattr(Guest, "wait_ready",
+                        lambda self, d, s, a=40.0: _ready_without_ssh(self, d, s) and
+                        self.connection().connect())
+    lab = load_lab()
+    started = []
+
+    def bring_up(target="i386-up", **kw):
+        guest, conn = lc.up(lab, lab.target(target), **kw)
+        started.append(guest)
+        return guest
+    yield bring_up
+    for g in started:
+        g.shutdown(hard_only=True)
+
+
+def failing_on_call(real, n: int, exc: BaseException):
+    """``real`` (a method), except that its ``n``-th call raises ``exc``."""
+    calls = []
+
+    def wrapper(self, *a, **kw):
+        calls.append(1)
+        if len(calls) == n:
+            raise exc
+        return real(self, *a, **kw)
+    return wrapper
+
+
+def raising(exc: BaseException):
+    """A stand-in for a function or method that fails with ``exc``, whatever it is given."""
+    def fail(*a, **kw):
+        raise exc
+    return fail
+
+
+def _fail_qemu_start(monkeypatch):
+    real = subprocess.Popen
+
+    def popen(argv, *a, **kw):
+        if "-append" in argv:     # QEMU's start, not `qemu --version` for the snapshot key
+            raise OSError("exec format error")
+        return real(argv, *a, **kw)
+    monkeypatch.setattr("lab.guest.qemu.subprocess.Popen", popen)
+
+
+def _kill_and_fail_save(guest, snap, store, timeout):
+    os.kill(guest.record.pid, signal.SIGKILL)
+    guest.proc.wait(5)
+    raise GuestError("QEMU exited while saving the snapshot")
+
+
+START_FAILURES = {
+    # step: how it fails
+    "QEMU does not start": _fail_qemu_start,
+    "the record is not written": lambda mp: mp.setattr(
+        GuestRecord, "save", failing_on_call(GuestRecord.save, 1, OSError("disk full"))),
+    "Ctrl-C while QEMU binds its port": lambda mp: mp.setattr(
+        "lab.guest.qemu.listening_pid_owns", raising(KeyboardInterrupt())),
+    "wait_ready fails": lambda mp: mp.setattr(
+        Guest, "wait_ready", raising(RuntimeError("bug"))),
+    "Ctrl-C in wait_ready": lambda mp: mp.setattr(
+        Guest, "wait_ready", raising(interrupt.Interrupted())),
+    "the ready record is not written": lambda mp: mp.setattr(
+        GuestRecord, "save", failing_on_call(GuestRecord.save, 2, OSError("disk full"))),
+    "QEMU dies saving the snapshot": lambda mp: mp.setattr(snapshot, "save", _kill_and_fail_save),
+    "Ctrl-C saving the snapshot": lambda mp: mp.setattr(
+        snapshot, "save", raising(KeyboardInterrupt())),
+    "Ctrl-C refreshing after the save": lambda mp: mp.setattr(
+        Guest, "freshen", raising(KeyboardInterrupt())),
+    "no connection after the save": lambda mp: mp.setattr(
+        Guest, "connection", failing_on_call(
+            lambda self, **kw: FakeConnection(), 2, ConnectError("refused"))),
+    "the snapshot note is not written": lambda mp: mp.setattr(
+        GuestRecord, "save", failing_on_call(GuestRecord.save, 3, OSError("disk full"))),
+}
+
+
+@pytest.mark.parametrize("step", START_FAILURES)
+def test_a_failure_at_any_start_step_leaves_no_qemu_and_no_run_directory(
+        start, monkeypatch, fake_qemu, step):
+    START_FAILURES[step](monkeypatch)
+    with pytest.raises(BaseException) as e:
+        start(name="a")
+    assert not isinstance(e.value, AssertionError), e.value
+    assert_nothing_left(fake_qemu)
+
+
+def snapshot_artifacts():
+    return [a for a in Store(cache_dir()).all() if a.kind == snapshot.KIND]
+
+
+def test_a_failure_while_restoring_leaves_nothing_and_keeps_the_snapshot(start, monkeypatch,
+                                                                         fake_qemu):
+    start(name="a").shutdown(hard_only=True)
+    assert len(snapshot_artifacts()) == 1
+    monkeypatch.setattr(Guest, "wait_restored",
+                        raising(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        start(name="b")
+    assert_nothing_left(fake_qemu)
+    # Ctrl-C is not the snapshot's fault: it stays for the next `lab up`
+    assert len(snapshot_artifacts()) == 1
+
+
+def test_a_snapshot_that_cannot_be_saved_costs_only_a_note(start, monkeypatch):
+    monkeypatch.setattr(snapshot, "save", raising(OSError("read-only file system")))
+    g = start(name="a")
+    assert g.running() and "no snapshot saved: read-only file system" in g.record.snapshot_note
+    assert load("a").snapshot_note == g.record.snapshot_note
+
+
+def test_ctrl_c_during_wait_ready_leaves_no_qemu_and_no_run_directory(fake_qemu, monkeypatch,
+                                                                      tmp_path):
+    """The real wait_ready on a guest that boots silently, stopped as a signal stops
+    it (interrupt.STOP, checked in every wait loop)."""
+    import lab.guest.lifecycle as lc
+    monkeypatch.setattr(lc, "images_for", lambda lab, target, store: images(tmp_path))
+    monkeypatch.setattr(lc, "choose_accel", lambda *a: "tcg")
+    lab = load_lab()
+    stop = threading.Timer(0.5, interrupt.STOP.set)
+    stop.start()
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            lc.up(lab, lab.target("alpha-es40"), extra_cmdline="fake=silent")
+        assert time.monotonic() - t0 < 10
+    finally:
+        stop.cancel()
+        interrupt.STOP.clear()
+    assert_nothing_left(tmp_path)
+
+
+# ---- retries: for the emulator's faults, and only for them --------------------------
+RETRIED = [("ssh-silent", None), ("no-network", None), ("rcu-stall", None),
+           ("soft-lockup", None), ("hung-task", None),
+           ("qemu-exit", 0), ("qemu-exit", -signal.SIGABRT), ("qemu-exit", -signal.SIGSEGV)]
+NOT_RETRIED = [("panic", None), ("oops", None), ("bug", None), ("oom", None),
+               ("kvm-failure", None), ("ssh-timeout", None), ("timeout", None),
+               ("silent-hang", None), ("restore-timeout", None), ("restore-failed", None),
+               ("qemu-exit", 1), ("qemu-exit", -signal.SIGTERM), ("qemu-exit", -signal.SIGKILL)]
+
+
+def test_the_retry_tables_cover_every_boot_outcome():
+    assert {o for o, _ in RETRIED + NOT_RETRIED} == set(BootOutcome)
+    # what the console recognises as the kernel's own trouble is a boot outcome
+    assert FATAL | STUCK <= set(BootOutcome)
+
+
+@pytest.mark.parametrize("outcome, exit_code", RETRIED + NOT_RETRIED)
+def test_up_boots_again_for_emulator_faults_only(fake_up, monkeypatch, outcome, exit_code):
+    lc, launches = fake_up
+    monkeypatch.setattr(Guest, "wait_ready",
+                        raising(BootVerdict(outcome, "given up", exit_code=exit_code)))
+    lab = load_lab()
+    with pytest.raises(BootVerdict) as e:
+        lc.up(lab, lab.target("alpha-es40"), extra_cmdline="fake=ready")
+    assert e.value.outcome is BootOutcome(outcome)
+    retried = (outcome, exit_code) in RETRIED
+    assert e.value.emulator_fault == retried
+    assert len(launches) == (2 if retried else 1)
+    assert all_records() == []
+
+
+def test_a_boot_outcome_is_a_string_for_json_and_old_comparisons():
+    v = BootVerdict("ssh-silent", "never answered")
+    assert v.outcome == "ssh-silent" and v.outcome is BootOutcome.SSH_SILENT
+    assert json.dumps({"verdict": v.outcome}) == '{"verdict": "ssh-silent"}'
+    assert str(v).startswith("ssh-silent: ")
+    with pytest.raises(ValueError):
+        BootVerdict("no-such-outcome", "typo")

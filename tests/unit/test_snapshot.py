@@ -19,7 +19,6 @@ def up(fake_qemu, monkeypatch, tmp_path):
     """lifecycle.up() on the fake QEMU, whose guests have no SSH server: a connection
     is a FakeConnection once the console says ready."""
     import lab.guest.lifecycle as lc
-    monkeypatch.setattr(lc, "ensure_images", lambda lab, target, status: None)
     monkeypatch.setattr(lc, "images_for", lambda lab, target, store: images(tmp_path))
     monkeypatch.setattr(lc, "choose_accel", lambda *a: "tcg")
     monkeypatch.setattr(lc, "SETTLE_BEFORE_SAVE", 0.0)
