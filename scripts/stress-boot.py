@@ -37,7 +37,7 @@ from lab.guest.qemu import BootVerdict, Guest  # noqa: E402
 from lab.images import images_for  # noqa: E402
 from lab.guest.lifecycle import ensure_images  # noqa: E402
 from lab.paths import cache_dir  # noqa: E402
-from lab.soak import SoakOptions, run_soak  # noqa: E402
+from lab.soak.run import SoakOptions, run_soak  # noqa: E402
 
 
 def busy_loops(k: int) -> list[subprocess.Popen]:
@@ -221,7 +221,7 @@ def one_boot(lab, target, n: int, out: Path, soak_cycles: int, catch_exits: bool
             rec["soak"] = res.verdict.value
             if res.verdict != "pass":
                 rec["outcome"] = "soak-" + res.verdict.value
-                rec["reason"] = res.summary["reason"]
+                rec["reason"] = res.summary.reason
     finally:
         conn.close()
         # -no-shutdown keeps QEMU after a poweroff: then only QMP quit ends it.
