@@ -249,9 +249,9 @@ class SoakSetup:
         return cls(str(d.get("kernel_profile") or ""), str(d.get("kernel") or ""),
                    tuple(d.get("kernel_fragments") or ()), int(d.get("requested_cycles") or 0),
                    str(d.get("params") or ""), str(d.get("lab_version") or ""),
-                   float(d.get("timeout_factor") or 1.0), str(d.get("timeout_policy") or ""),
-                   str(d.get("started") or ""),
-                   {str(k): float(v) for k, v in (d.get("thresholds") or {}).items()})
+                   # numbers as written (1 stays 1, not 1.0: the file reads the same again)
+                   d.get("timeout_factor", 1.0), str(d.get("timeout_policy") or ""),
+                   str(d.get("started") or ""), dict(d.get("thresholds") or {}))
 
 
 @dataclass(frozen=True)
