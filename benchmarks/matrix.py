@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lab.config import load_lab  # noqa: E402
 from lab.matrix import run_matrix  # noqa: E402
-from lab.soak import SoakOptions  # noqa: E402
+from lab.soak.run import SoakOptions  # noqa: E402
 
 
 def timed(lab, names, jobs, cycles):

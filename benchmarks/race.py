@@ -24,20 +24,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lab import interrupt  # noqa: E402
 from lab.config import load_lab  # noqa: E402
-from lab.soak import SoakOptions, run_soak  # noqa: E402
+from lab.results import SoakSummary  # noqa: E402
+from lab.soak.run import SoakOptions, run_soak  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests/faulty/race"
 SMP_AND_UP = ["i386-smp", "alpha-ds20", "alpha-es40", "i386-up", "alpha-pws500au"]
 
 
-def caught_in(summary: dict) -> int | None:
+def caught_in(summary: SoakSummary) -> int | None:
     """The cycle in which the soak caught the race (None: it passed). A crash or
     hang ends the cycle under way, after the completed ones."""
-    if summary["verdict"] == "pass":
+    if summary.verdict == "pass":
         return None
-    if summary["verdict"] == "fail" and summary["failures"]:
-        return min(f["cycle"] for f in summary["failures"] if f.get("cycle")) or None
-    return summary["cycles"] + 1
+    if summary.verdict == "fail" and summary.failures:
+        return min((f.cycle for f in summary.failures if f.cycle), default=0) or None
+    return summary.cycles + 1
 
 
 def one_soak(lab, name: str, cycles: int, out: Path, n: int) -> dict:
@@ -47,8 +48,8 @@ def one_soak(lab, name: str, cycles: int, out: Path, n: int) -> dict:
                                             module_dir=FIXTURE, accel="tcg",
                                             name=f"race-{name}"))
     s = res.summary
-    return {"target": name, "soak": n, "verdict": s["verdict"], "caught_in": caught_in(s),
-            "cycles": s["cycles"], "threading": s.get("threading"), "reason": s.get("reason", ""),
+    return {"target": name, "soak": n, "verdict": str(s.verdict), "caught_in": caught_in(s),
+            "cycles": s.cycles, "threading": s.threading, "reason": s.reason,
             "seconds": round(time.monotonic() - t0, 1)}
 
 

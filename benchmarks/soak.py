@@ -27,7 +27,7 @@ from lab.config import load_lab  # noqa: E402
 from lab.deploy import module_remote_path, put_file  # noqa: E402
 from lab.guest.lifecycle import up  # noqa: E402
 from lab.module import build_module  # noqa: E402
-from lab.soak import SoakOptions, run_soak  # noqa: E402
+from lab.soak.run import SoakOptions, run_soak  # noqa: E402
 
 
 def stream_rate(conn, argv) -> float:
@@ -88,10 +88,10 @@ def main() -> None:
             if waits:
                 print(f"{name}: load returned -> every thread ran: p50 {waits[len(waits) // 2]:.1f} ms, "
                       f"p99 {waits[int(len(waits) * 0.99)]:.1f} ms, max {waits[-1]:.1f} ms "
-                      f"(hold_ms {res.summary['thresholds']['hold_ms']:g})", flush=True)
+                      f"(hold_ms {res.summary.setup.thresholds['hold_ms']:g})", flush=True)
             base = next(r for r in recs if r["type"] == "baseline")["host_time"]
             end = next(r for r in recs if r["type"] == "end")["host_time"]
-            full = res.summary["cycles"] / (end - base)
+            full = res.summary.cycles / (end - base)
             naive = naive_rate(conn, remote, args.naive_cycles)
         finally:
             conn.close()

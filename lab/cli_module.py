@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .cli_common import kernel_options, variant_of
 from .report import threading_label
+from .results.files import CONSOLE, JUNIT, RECORDS, REPORT_DIR, REPORT_HTML, SUMMARY
 
 
 def _lab():
@@ -135,7 +136,7 @@ def _thresholds(parser) -> None:
 
 def _soak_options(args, **kw):
     """SoakOptions from the shared soak/matrix flags, checked before anything runs."""
-    from .soak import SoakOptions
+    from .soak.run import SoakOptions
     from .soak.thresholds import NAMES
     opts = SoakOptions(cycles=args.cycles, module_dir=args.module, params=args.params,
                        dwell_every=args.dwell_every, dwell_s=args.dwell, accel=args.accel,
@@ -225,7 +226,7 @@ def _soak_all(args, ui) -> int:
     from dataclasses import replace
 
     from .integrations import ktap
-    from .soak import run_soak
+    from .soak.run import run_soak
     base = _soak_options(args, keep=args.keep, keep_going=args.keep_going)
     _one_stdout_format(args, ui)
     lab = _lab()
@@ -246,12 +247,12 @@ def _soak_all(args, ui) -> int:
         if k:
             k.finish(res.summary)
         if not ui.live:
-            ui.line(f"{target.name}: {res.verdict} after {res.summary['cycles']} cycle(s)")
+            ui.line(f"{target.name}: {res.verdict} after {res.summary.cycles} cycle(s)")
         results.append(res)
         if not ui.json_mode and not args.ktap:
             print_summary(ui, res)
     if ui.json_mode:
-        ui.emit_json([r.summary for r in results])
+        ui.emit_json([r.summary.to_json() for r in results])
     if args.bisect_exit_codes:
         from .integrations.bisect import BISECT_EXIT
         return max(BISECT_EXIT[r.verdict] for r in results)
@@ -287,42 +288,45 @@ def _fmt(v, unit=""):
 def print_summary(ui, res) -> None:
     from rich.table import Table
     s = res.summary
+    # run_soak returns a summary only once a guest ran the soak: every part is there
+    setup, stats, module = s.setup, s.stats, s.module
+    assert setup is not None and stats is not None, "a soak result without its setup"
     colour = "green" if res.verdict == "pass" else "red" if res.verdict.module_failed else "yellow"
-    ui.out.print(f"[bold]{s['target']}[/bold] ({s['arch']}, {s['smp']} x "
-                 f"{s.get('cpu_model') or s.get('cpu')}{threading_label(s)}, kernel "
-                 f"{s.get('kernel_release', '?')}): [{colour}]{s['verdict'].upper()}[/]  "
-                 f"{s['cycles']}/{s['requested_cycles']} cycles, "
-                 f"{s['cycles_per_second'] or 0:.2f} cycles/s ({s['seconds']:.1f}s in all)")
+    ui.out.print(f"[bold]{s.target}[/bold] ({s.arch}, {s.smp} x "
+                 f"{s.cpu_model or s.cpu}{threading_label(s)}, kernel "
+                 f"{s.guest.kernel_release if s.guest else '?'}): [{colour}]{s.verdict.upper()}[/]  "
+                 f"{s.cycles}/{setup.requested_cycles} cycles, "
+                 f"{s.cycles_per_second or 0:.2f} cycles/s ({s.seconds or 0:.1f}s in all)")
     t = Table("latency (ms)", "p50", "p95", "p99", "max")
-    for k, v in s["latency_ms"].items():
-        t.add_row(k, _fmt(v["p50"]), _fmt(v["p95"]), _fmt(v["p99"]), _fmt(v["max"]))
-    p = s["period_ms"]
-    if p["samples"]:
-        t.add_row(f"wake period (n={p['samples']})", _fmt(p["p50"]), _fmt(p["p95"]),
-                  _fmt(p["p99"]), _fmt(p["max"]))
+    for k, v in stats.latency.items():
+        t.add_row(k, _fmt(v.p50), _fmt(v.p95), _fmt(v.p99), _fmt(v.max))
+    p = stats.period
+    if p.samples:
+        t.add_row(f"wake period (n={p.samples})", _fmt(p.p50), _fmt(p.p95),
+                  _fmt(p.p99), _fmt(p.max))
     ui.out.print(t)
-    if p["samples"]:
-        ui.out.print(f"wake period: mean {_fmt(p['mean'])} ms, jitter {_fmt(p['jitter'])} ms "
-                     f"(module period {s['module_period_ms']} ms)")
+    if p.samples:
+        ui.out.print(f"wake period: mean {_fmt(p.mean)} ms, jitter {_fmt(p.jitter)} ms "
+                     f"(module period {module.period_ms if module else None} ms)")
     from .report import soak_facts
     for line in soak_facts(s):
         ui.out.print(line, markup=False)
-    pr = s["processes"]
-    ui.out.print(f"processes: baseline {pr['baseline']}, first {pr['first']}, last {pr['last']}; "
-                 f"max new zombies {s['zombies_max']}")
-    th = ", ".join(f"{k}={v:g}" for k, v in s["thresholds"].items())
+    pr = stats.processes
+    ui.out.print(f"processes: baseline {pr.baseline}, first {pr.first}, last {pr.last}; "
+                 f"max new zombies {stats.zombies_max}")
+    th = ", ".join(f"{k}={v:g}" for k, v in setup.thresholds.items())
     ui.out.print(f"thresholds: {th}", markup=False)
-    if s.get("timeout_policy"):
-        ui.out.print(f"timeouts: {s['timeout_policy']}", markup=False)
-    if s["reason"]:
-        ui.out.print(f"reason: {s['reason']}", markup=False)
-    for line in s["evidence"][:60]:
+    if setup.timeout_policy:
+        ui.out.print(f"timeouts: {setup.timeout_policy}", markup=False)
+    if s.reason:
+        ui.out.print(f"reason: {s.reason}", markup=False)
+    for line in s.evidence[:60]:
         ui.out.print(f"  | {line}", markup=False)
-    for f in s["failures"][:10]:
-        ui.out.print(f"cycle {f['cycle']}: {f['check']}: {f['message']}", markup=False)
-        for e in f["evidence"][:5]:
+    for f in s.failures[:10]:
+        ui.out.print(f"cycle {f.cycle}: {f.check}: {f.message}", markup=False)
+        for e in f.evidence[:5]:
             ui.out.print(f"    {e}", markup=False)
-    ui.out.print(f"results: {res.out}/ (records.jsonl, summary.json, console.log, junit.xml)")
+    ui.out.print(f"results: {res.out}/ ({RECORDS}, {SUMMARY}, {CONSOLE}, {JUNIT})")
 
 
 def cmd_matrix(args, ui) -> int:
@@ -367,15 +371,15 @@ def cmd_matrix(args, ui) -> int:
                                 f"{fails} failed cycle(s)")
             return progress
         cells = run_matrix(lab, targets, base, args.out, jobs, shard, on_cell, progress_for)
-    merged = write_report([args.out], args.out / "report.html")
+    merged = write_report([args.out], args.out / REPORT_HTML)
     if ui.json_mode:
         ui.emit_json({"cells": [{"target": c.target.name, "verdict": c.verdict,
                                  "seconds": round(c.seconds, 2)} for c in cells],
-                      "verdict": merged["verdict"], "out": str(args.out)})
+                      "verdict": str(merged.verdict), "out": str(args.out)})
     elif not args.ktap:
         for c in cells:
             ui.out.print(f"{c.target.name:16} {c.verdict:6} {c.seconds:7.1f}s  {c.out}")
-        ui.out.print(f"report: {args.out / 'report.html'}")
+        ui.out.print(f"report: {args.out / REPORT_HTML}")
     from .verdict import Verdict
     return max((Verdict(c.verdict).exit_code for c in cells), default=0)
 
@@ -387,6 +391,7 @@ def _ktap_cells(args, targets, shard):
     from .integrations import ktap
     from .matrix import shard_cells
     from .report import load_records
+    from .results import SoakSummary
     ktap.header(len(shard_cells([t.name for t in targets], shard)), _ktap_line)
     lock, count = threading.Lock(), [0]
 
@@ -394,7 +399,8 @@ def _ktap_cells(args, targets, shard):
         with lock:
             count[0] += 1
             ktap.replay(count[0], cell.target.name, args.cycles, load_records(cell.out),
-                        cell.summary or {"verdict": str(cell.verdict)}, _ktap_line)
+                        cell.summary or SoakSummary.stand_in(cell.target, cell.verdict, ""),
+                        _ktap_line)
     return ended
 
 
@@ -414,15 +420,14 @@ def cmd_export_kcidb(args, ui) -> int:
 
 def cmd_report(args, ui) -> int:
     from .report import write_report
-    from .verdict import Verdict
-    out = args.out or (args.dirs[0] / "report" / "report.html")
+    out = args.out or (args.dirs[0] / REPORT_DIR / REPORT_HTML)
     merged = write_report(args.dirs, out, args.previous)
     if ui.json_mode:
-        ui.emit_json(merged)
+        ui.emit_json(merged.to_json())
     else:
-        for t, s in merged["cells"].items():
-            ui.out.print(f"{t:16} {s['verdict']}")
-        for line in merged["triage"]:
+        for t, s in merged.cells.items():
+            ui.out.print(f"{t:16} {s.verdict}")
+        for line in merged.triage:
             ui.out.print(line)
-        ui.out.print(f"report: {out} (summary.json and junit.xml beside it)")
-    return Verdict(merged["verdict"]).exit_code
+        ui.out.print(f"report: {out} ({SUMMARY} and {JUNIT} beside it)")
+    return merged.verdict.exit_code

@@ -8,32 +8,24 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Iterable
 
-from .soak.checks import CHECKS
+from .results import CHECKS, SoakSummary
 from .verdict import Verdict
 
 
-def write_junit(path: Path, summaries: Iterable[Mapping[str, Any]]) -> None:
-    """``summaries``: soak summaries, each with 'target' and 'verdict'."""
+def write_junit(path: Path, summaries: Iterable[SoakSummary]) -> None:
     root = ET.Element("testsuites", name="lab soak")
     for s in summaries:
-        verdict = Verdict(s["verdict"])
-        suite = ET.SubElement(root, "testsuite", name=f"soak.{s['target']}")
-        by_check: dict[str, list[Mapping[str, Any]]] = {}
-        for f in s.get("failures", []):
-            by_check.setdefault(f["check"], []).append(f)
-        if verdict in (Verdict.CRASH, Verdict.HANG):
-            by_check.setdefault(str(verdict), []).append(
-                {"cycle": s.get("cycles", 0), "message": s.get("reason", str(verdict)),
-                 "evidence": s.get("evidence", [])})
+        suite = ET.SubElement(root, "testsuite", name=f"soak.{s.target}")
+        by_check = s.failures_by_check()
         tests = fails = errors = 0
         for check in CHECKS:
-            tc = ET.SubElement(suite, "testcase", classname=f"soak.{s['target']}", name=check)
+            tc = ET.SubElement(suite, "testcase", classname=f"soak.{s.target}", name=check)
             tests += 1
-            if check == "boot" and verdict in (Verdict.INFRA, Verdict.INTERRUPTED):
-                el = ET.SubElement(tc, "error", message=f"{verdict}: {s.get('reason', '')}")
-                el.text = "\n".join(s.get("evidence", []))
+            if check == "boot" and s.verdict in (Verdict.INFRA, Verdict.INTERRUPTED):
+                el = ET.SubElement(tc, "error", message=f"{s.verdict}: {s.reason}")
+                el.text = "\n".join(s.evidence)
                 errors += 1
                 continue
             found = by_check.get(check, [])
@@ -41,9 +33,9 @@ def write_junit(path: Path, summaries: Iterable[Mapping[str, Any]]) -> None:
                 fails += 1
                 first = found[0]
                 el = ET.SubElement(tc, "failure",
-                                   message=f"cycle {first['cycle']}: {first['message']}")
-                el.text = "\n".join(f"cycle {f['cycle']}: {f['message']}\n" +
-                                    "\n".join(f.get("evidence", [])) for f in found[:10])
+                                   message=f"cycle {first.cycle}: {first.message}")
+                el.text = "\n".join(f"cycle {f.cycle}: {f.message}\n" + "\n".join(f.evidence)
+                                    for f in found[:10])
         suite.set("tests", str(tests))
         suite.set("failures", str(fails))
         suite.set("errors", str(errors))

@@ -8,7 +8,6 @@ own matrix can fan them out across machines; `lab report` merges the shards.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import traceback
@@ -20,6 +19,8 @@ from typing import Callable, Sequence
 from .config import Lab, Target
 from .errors import LabError
 from .interrupt import STOP, reason as stop_reason
+from .results import SoakSummary, write_json, write_summary
+from .results.files import MATRIX
 from .verdict import Verdict
 
 GUEST_MEMORY_GIB = 1.0  # a guest's RAM plus QEMU's own, for the default job count
@@ -59,7 +60,7 @@ class Cell:
     out: Path
     verdict: Verdict | str = "pending"
     seconds: float = 0.0
-    summary: dict | None = None
+    summary: SoakSummary | None = None
 
 
 def run_matrix(lab: Lab, targets: Sequence[Target], base_opts, out: Path, jobs: int,
@@ -71,7 +72,7 @@ def run_matrix(lab: Lab, targets: Sequence[Target], base_opts, out: Path, jobs: 
     from .soak.agent import build_agent
     from .build import ensure_images
     from .module import build_module
-    from .soak import run_soak
+    from .soak.run import run_soak
 
     names = shard_cells([t.name for t in targets], shard)
     cells = [Cell(lab.target(n), out / n) for n in names]
@@ -118,19 +119,16 @@ def run_matrix(lab: Lab, targets: Sequence[Target], base_opts, out: Path, jobs: 
     finally:
         pool.shutdown(wait=True)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "matrix.json").write_text(json.dumps({
+    write_json(out / MATRIX, {
         "shard": f"{shard[0]}/{shard[1]}", "jobs": jobs,
         "cells": [{"target": c.target.name, "verdict": c.verdict, "seconds": round(c.seconds, 2),
-                   "dir": c.target.name} for c in cells]}, indent=2))
+                   "dir": c.target.name} for c in cells]})
     return cells
 
 
 def _stand_in(cell: Cell, verdict: Verdict, reason: str) -> None:
     """A summary for a cell that has none of its own (never started, or the lab failed)."""
     cell.verdict = verdict
-    cell.summary = {"target": cell.target.name, "arch": cell.target.arch, "smp": cell.target.smp,
-                    "cpu": cell.target.cpu, "threading": cell.target.threading("tcg"),
-                    "verdict": str(verdict), "reason": reason,
-                    "cycles": 0, "failures": [], "evidence": []}
+    cell.summary = SoakSummary.stand_in(cell.target, verdict, reason)
     cell.out.mkdir(parents=True, exist_ok=True)
-    (cell.out / "summary.json").write_text(json.dumps(cell.summary, indent=2))
+    write_summary(cell.out, cell.summary)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -13,7 +14,10 @@ from . import __version__
 from .config import THREADING_LABELS
 from .errors import LabError
 from .junit import write_junit
-from .soak.checks import percentiles, wake_periods
+from .results import CycleStats, MemSeries, Percentiles, SoakSummary, read_summary, write_json
+from .results.files import JUNIT, RECORDS, REPORT_DIR, SUMMARY
+from .results.store import read_cell
+from .soak.checks import wake_periods
 from .verdict import COLOURS as VERDICT_COLOURS, Verdict, worst
 
 COLOURS = {**{str(v): c for v, c in VERDICT_COLOURS.items()}, "missing": "#dddddd"}
@@ -26,13 +30,13 @@ def find_cells(dirs: Iterable[Path]) -> dict[str, Path]:
     for d in dirs:
         if not d.is_dir():
             raise LabError(f"{d}: not a results directory")
-        for s in sorted(d.rglob("summary.json")):
-            if s.parent.name == "report":
+        for s in sorted(d.rglob(SUMMARY)):
+            if s.parent.name == REPORT_DIR:
                 continue
-            try:
-                target = json.loads(s.read_text())["target"]
-            except (ValueError, KeyError):
+            summary = read_cell(s)
+            if summary is None:  # a merged report's summary.json
                 continue
+            target = summary.target
             if target in cells and cells[target] != s.parent:
                 raise LabError(f"target {target} appears twice: {cells[target]} and {s.parent}")
             cells[target] = s.parent
@@ -42,7 +46,7 @@ def find_cells(dirs: Iterable[Path]) -> dict[str, Path]:
 
 
 def load_records(cell_dir: Path) -> list[dict[str, Any]]:
-    p = cell_dir / "records.jsonl"
+    p = cell_dir / RECORDS
     if not p.is_file():
         return []
     out = []
@@ -54,13 +58,13 @@ def load_records(cell_dir: Path) -> list[dict[str, Any]]:
     return out
 
 
-def up_smp_triage(summaries: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def up_smp_triage(summaries: Mapping[str, SoakSummary]) -> list[str]:
     """Lines like 'alpha: fails only on SMP (likely a race)'."""
     lines = []
-    for arch in sorted({s["arch"] for s in summaries.values()}):
-        cells = [s for s in summaries.values() if s["arch"] == arch]
-        up = [s["verdict"] == Verdict.PASS for s in cells if s.get("smp", 1) == 1]
-        smp = [s["verdict"] == Verdict.PASS for s in cells if s.get("smp", 1) > 1]
+    for arch in sorted({s.arch for s in summaries.values()}):
+        cells = [s for s in summaries.values() if s.arch == arch]
+        up = [s.verdict == Verdict.PASS for s in cells if s.smp == 1]
+        smp = [s.verdict == Verdict.PASS for s in cells if s.smp > 1]
         if up and smp and all(up) and not any(smp):
             lines.append(f"{arch}: fails only on SMP: likely a race or missing locking")
         elif up and smp and all(smp) and not any(up):
@@ -69,45 +73,71 @@ def up_smp_triage(summaries: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return lines
 
 
-def compare(current: Mapping[str, Mapping], previous: Mapping[str, Mapping],
+def _p95(s: SoakSummary, latency: str) -> float | None:
+    return getattr(s.stats.latency, latency).p95 if s.stats else None
+
+
+def compare(current: Mapping[str, SoakSummary], previous: Mapping[str, SoakSummary],
             threshold_pct: float = REGRESSION_PCT) -> dict[str, list]:
     new, fixed, slower = [], [], []
     for t, s in current.items():
         p = previous.get(t)
         if not p:
             continue
-        if p["verdict"] == Verdict.PASS and s["verdict"] != Verdict.PASS:
-            new.append({"target": t, "was": p["verdict"], "now": s["verdict"]})
-        elif p["verdict"] != Verdict.PASS and s["verdict"] == Verdict.PASS:
-            fixed.append({"target": t, "was": p["verdict"]})
+        if p.verdict == Verdict.PASS and s.verdict != Verdict.PASS:
+            new.append({"target": t, "was": str(p.verdict), "now": str(s.verdict)})
+        elif p.verdict != Verdict.PASS and s.verdict == Verdict.PASS:
+            fixed.append({"target": t, "was": str(p.verdict)})
         for k in ("load", "unload"):
-            a = (p.get("latency_ms") or {}).get(k, {}).get("p95")
-            b = (s.get("latency_ms") or {}).get(k, {}).get("p95")
+            a, b = _p95(p, k), _p95(s, k)
             if a and b and b > a * (1 + threshold_pct / 100.0):
                 slower.append({"target": t, "latency": k, "was_p95_ms": round(a, 2),
                                "now_p95_ms": round(b, 2), "pct": round((b / a - 1) * 100, 1)})
     return {"new_failures": new, "fixed": fixed, "latency_regressions": slower}
 
 
-def merge(dirs: Iterable[Path], previous: Iterable[Path] = ()) -> dict[str, Any]:
-    cells = find_cells(list(dirs))
-    summaries = {t: json.loads((d / "summary.json").read_text()) for t, d in sorted(cells.items())}
+@dataclass(frozen=True)
+class Merged:
+    """Soak results merged across result directories (matrix runs, shards, soaks)."""
+    lab_version: str
+    verdict: Verdict                       # the most serious among the cells
+    cells: Mapping[str, SoakSummary]       # by target, sorted
+    counts: Mapping[str, int]              # cells per verdict
+    kernels: tuple[str, ...]               # kernel releases the cells ran
+    module_sha256: tuple[str, ...]
+    triage: tuple[str, ...]
+    comparison: Mapping[str, list] | None  # against --previous, if given
+
+    def to_json(self) -> dict[str, Any]:
+        """The merged summary.json (`lab report`, `lab matrix`)."""
+        return {"lab_version": self.lab_version, "verdict": str(self.verdict),
+                "cells": {t: s.to_json() for t, s in self.cells.items()},
+                "counts": dict(self.counts), "kernels": list(self.kernels),
+                "module_sha256": list(self.module_sha256), "triage": list(self.triage),
+                "comparison": self.comparison}
+
+
+def _summaries(dirs: list[Path]) -> dict[str, SoakSummary]:
+    return {t: read_summary(d / SUMMARY) for t, d in sorted(find_cells(dirs).items())}
+
+
+def merge(dirs: Iterable[Path], previous: Iterable[Path] = ()) -> Merged:
+    summaries = _summaries(list(dirs))
     prev_list = list(previous)
-    prev = {}
-    if prev_list:
-        prev = {t: json.loads((d / "summary.json").read_text())
-                for t, d in find_cells(prev_list).items()}
-    verdicts = [s["verdict"] for s in summaries.values()]
-    return {
-        "lab_version": __version__,
-        "verdict": str(worst(verdicts)),
-        "cells": summaries,
-        "counts": {v: verdicts.count(v) for v in sorted(set(verdicts))},
-        "kernels": sorted({s.get("kernel_release", "?") for s in summaries.values()}),
-        "module_sha256": sorted({s.get("module_sha256", "?") for s in summaries.values()}),
-        "triage": up_smp_triage(summaries),
-        "comparison": compare(summaries, prev) if prev else None,
-    }
+    prev = _summaries(prev_list) if prev_list else {}
+    verdicts = [str(s.verdict) for s in summaries.values()]
+    return Merged(
+        lab_version=__version__,
+        verdict=worst(verdicts),
+        cells=summaries,
+        counts={v: verdicts.count(v) for v in sorted(set(verdicts))},
+        kernels=tuple(sorted({s.guest.kernel_release if s.guest else "?"
+                              for s in summaries.values()})),
+        module_sha256=tuple(sorted({s.module.sha256 if s.module else "?"
+                                    for s in summaries.values()})),
+        triage=tuple(up_smp_triage(summaries)),
+        comparison=compare(summaries, prev) if prev else None,
+    )
 
 
 # ---- HTML -------------------------------------------------------------------------------
@@ -134,10 +164,10 @@ def svg_histogram(values: list[float], label: str, width: int = 320, height: int
         f'<rect x="{8 + i * bw:.1f}" y="{18 + plot_h - c / top * plot_h:.1f}" width="{bw - 1:.1f}" '
         f'height="{c / top * plot_h:.1f}" fill="{colour}"><title>{c} cycles</title></rect>'
         for i, c in enumerate(counts) if c)
-    p = percentiles(values)
+    p = Percentiles.of(values)
     return (f'<svg class="plot" role="img" aria-label="{_e(label)}" width="{width}" height="{height}">'
-            f'<text x="8" y="12" class="t">{_e(label)} (p50 {p["p50"]:.1f}, p95 {p["p95"]:.1f}, '
-            f'max {p["max"]:.1f} ms)</text>{bars}'
+            f'<text x="8" y="12" class="t">{_e(label)} (p50 {p.p50:.1f}, p95 {p.p95:.1f}, '
+            f'max {p.max:.1f} ms)</text>{bars}'
             f'<text x="8" y="{height - 2}" class="a">{lo:.1f}</text>'
             f'<text x="{width - 8}" y="{height - 2}" class="a" text-anchor="end">{hi:.1f} ms</text></svg>')
 
@@ -181,21 +211,23 @@ pre{background:#f7f7f7;padding:8px;overflow-x:auto;font-size:12px}
 """
 
 
-def render_html(merged: Mapping[str, Any], cell_dirs: Mapping[str, Path]) -> str:
-    cells = merged["cells"]
-    arches = sorted({s["arch"] for s in cells.values()})
+def render_html(merged: Merged, cell_dirs: Mapping[str, Path]) -> str:
+    cells = merged.cells
+    arches = sorted({s.arch for s in cells.values()})
     kinds = ["UP", "SMP"]
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>lab hardware matrix</title>"
            f"<style>{CSS}</style></head><body>"]
-    out.append(f"<h1>Hardware matrix: <span style='color:{COLOURS.get(merged['verdict'], '#000')}'>"
-               f"{_e(merged['verdict'].upper())}</span></h1>")
-    keys = sorted({f"{t}: {cpu_label(s)}{threading_label(s)}, kernel {s.get('kernel_key', '?')}, rootfs "
-                   f"{s.get('rootfs_key', '?')}"
-                   + (f", palcode {s['palcode_key']}" if s.get("palcode_key") else "")
+    out.append(f"<h1>Hardware matrix: <span style='color:{COLOURS.get(merged.verdict, '#000')}'>"
+               f"{_e(merged.verdict.upper())}</span></h1>")
+    keys = sorted({f"{t}: {cpu_label(s)}{threading_label(s)}, kernel "
+                   f"{s.guest.kernel_key if s.guest else '?'}, rootfs "
+                   f"{s.guest.rootfs_key if s.guest else '?'}"
+                   + (f", palcode {s.guest.palcode_key}" if s.guest and s.guest.palcode_key
+                      else "")
                    for t, s in cells.items()})
-    out.append(f"<div class='meta'>lab {_e(merged['lab_version'])} · kernel "
-               f"{_e(', '.join(merged['kernels']))} · module sha256 "
-               f"{_e(', '.join(m[:16] for m in merged['module_sha256']))}<br>"
+    out.append(f"<div class='meta'>lab {_e(merged.lab_version)} · kernel "
+               f"{_e(', '.join(merged.kernels))} · module sha256 "
+               f"{_e(', '.join(m[:16] for m in merged.module_sha256))}<br>"
                f"targets (CPU model read back from each guest, image keys): "
                f"{_e('; '.join(keys))}</div>")
     # The grid: arch rows x UP/SMP columns, one coloured cell per target.
@@ -204,21 +236,21 @@ def render_html(merged: Mapping[str, Any], cell_dirs: Mapping[str, Path]) -> str
     for arch in arches:
         out.append(f"<tr><th>{_e(arch)}</th>")
         for kind in kinds:
-            these = [s for s in cells.values() if s["arch"] == arch and
-                     ((s.get("smp", 1) > 1) == (kind == "SMP"))]
+            these = [s for s in cells.values() if s.arch == arch and
+                     ((s.smp > 1) == (kind == "SMP"))]
             if not these:
                 out.append("<td></td>")
                 continue
             out.append("<td>" + "".join(
-                f"<div class='v' data-target='{_e(s['target'])}' data-verdict='{_e(s['verdict'])}' "
-                f"style='background:{COLOURS.get(s['verdict'], '#000')};margin:2px;padding:4px'>"
-                f"{_e(s['target'])} ({s.get('smp', 1)} CPU)<br>{_e(s['verdict'])} · "
-                f"{s.get('cycles', 0)} cycles</div>" for s in these) + "</td>")
+                f"<div class='v' data-target='{_e(s.target)}' data-verdict='{_e(s.verdict)}' "
+                f"style='background:{COLOURS.get(s.verdict, '#000')};margin:2px;padding:4px'>"
+                f"{_e(s.target)} ({s.smp} CPU)<br>{_e(s.verdict)} · "
+                f"{s.cycles} cycles</div>" for s in these) + "</td>")
         out.append("</tr>")
     out.append("</table>")
-    for line in merged["triage"]:
+    for line in merged.triage:
         out.append(f"<p class='triage'>{_e(line)}</p>")
-    cmp_ = merged.get("comparison")
+    cmp_ = merged.comparison
     if cmp_:
         out.append("<h2>Against the previous run</h2><ul>")
         for x in cmp_["new_failures"]:
@@ -235,16 +267,16 @@ def render_html(merged: Mapping[str, Any], cell_dirs: Mapping[str, Path]) -> str
     out.append("<h2>Targets</h2><table><tr><th>target</th><th>cpu</th><th>verdict</th>"
                "<th>cycles</th><th>load p50/p95/max ms</th><th>unload p50/p95/max ms</th>"
                "<th>period mean / jitter ms</th><th>cycles/s</th></tr>")
-    fmt = lambda d: "/".join("-" if d.get(k) is None else f"{d[k]:.1f}" for k in ("p50", "p95", "max"))  # noqa: E731
+    fmt = lambda p: "/".join(_num(x) for x in (p.p50, p.p95, p.max))  # noqa: E731
     for t, s in cells.items():
-        lat = s.get("latency_ms", {})
-        per = s.get("period_ms", {})
-        out.append(f"<tr><td>{_e(t)}</td><td>{_e(cpu_label(s))} ×{s.get('smp', 1)}</td>"
-                   f"<td class='v' style='background:{COLOURS.get(s['verdict'])}'>{_e(s['verdict'])}</td>"
-                   f"<td>{s.get('cycles', 0)}</td><td>{fmt(lat.get('load', {}))}</td>"
-                   f"<td>{fmt(lat.get('unload', {}))}</td>"
-                   f"<td>{_num(per.get('mean'))} / {_num(per.get('jitter'))}</td>"
-                   f"<td>{s.get('cycles_per_second') or '-'}</td></tr>")
+        stats = s.stats or CycleStats()
+        lat, per = stats.latency, stats.period
+        out.append(f"<tr><td>{_e(t)}</td><td>{_e(cpu_label(s))} ×{s.smp}</td>"
+                   f"<td class='v' style='background:{COLOURS.get(s.verdict)}'>{_e(s.verdict)}</td>"
+                   f"<td>{s.cycles}</td><td>{fmt(lat.load)}</td>"
+                   f"<td>{fmt(lat.unload)}</td>"
+                   f"<td>{_num(per.mean)} / {_num(per.jitter)}</td>"
+                   f"<td>{s.cycles_per_second or '-'}</td></tr>")
     out.append("</table>")
     for t, s in cells.items():
         recs = [r for r in load_records(cell_dirs[t]) if r.get("type") == "cycle"]
@@ -256,68 +288,72 @@ def render_html(merged: Mapping[str, Any], cell_dirs: Mapping[str, Path]) -> str
                    + svg_histogram([r["load_us"] / 1000 for r in recs if "load_us" in r], "load latency")
                    + svg_histogram([r["unload_us"] / 1000 for r in recs if "unload_us" in r],
                                    "unload latency", colour="#2e8b8b")
-                   + svg_period(periods, s.get("module_period_ms"))
+                   + svg_period(periods, s.module.period_ms if s.module else None)
                    + "</div>")
         out.extend(f"<p class='meta'>{_e(line)}</p>" for line in soak_facts(s))
-        if s["verdict"] != Verdict.PASS:
-            out.append(f"<p><b>{_e(s['verdict'])}</b>: {_e(s.get('reason', ''))}</p>")
-            if s.get("evidence"):
+        if s.verdict != Verdict.PASS:
+            out.append(f"<p><b>{_e(s.verdict)}</b>: {_e(s.reason)}</p>")
+            if s.evidence:
                 # Crashes carry the first kernel report (head first); hangs end with
                 # the console after the task dumps.
-                out.append("<pre>" + _e("\n".join(s["evidence"][:120])) + "</pre>")
-            for f in s.get("failures", [])[:10]:
-                out.append(f"<p>cycle {f['cycle']}: <b>{_e(f['check'])}</b>: {_e(f['message'])}</p>")
-                if f.get("evidence"):
-                    out.append("<pre>" + _e("\n".join(f["evidence"])) + "</pre>")
+                out.append("<pre>" + _e("\n".join(s.evidence[:120])) + "</pre>")
+            for f in s.failures[:10]:
+                out.append(f"<p>cycle {f.cycle}: <b>{_e(f.check)}</b>: {_e(f.message)}</p>")
+                if f.evidence:
+                    out.append("<pre>" + _e("\n".join(f.evidence)) + "</pre>")
         out.append("</div>")
     out.append("</body></html>")
     return "\n".join(out)
 
 
-def cpu_label(s: Mapping[str, Any]) -> str:
+def cpu_label(s: SoakSummary) -> str:
     """The CPU model the guest reported (/proc/cpuinfo), and the -cpu asked for if it differs."""
-    seen, asked = s.get("cpu_model") or "", s.get("cpu", "")
+    seen, asked = s.cpu_model, s.cpu
     if not seen:
         return f"{asked} (not read back)"
     return seen if seen.lower() == asked.lower() else f"{seen} (-cpu {asked})"
 
 
-def threading_label(s: Mapping[str, Any]) -> str:
+def threading_label(s: SoakSummary) -> str:
     """How the guest's vCPUs ran on the host, after a comma ("" in older summaries)."""
-    how = s.get("threading")
+    how = s.threading
     return f", {THREADING_LABELS.get(how, how)}" if how else ""
 
 
-def soak_facts(s: Mapping[str, Any]) -> list[str]:
+def _mem(label: str, series: MemSeries | None, trend: str) -> str:
+    s = series or MemSeries()
+    per = "-" if s.kb_per_cycle is None else s.kb_per_cycle
+    return f"{label} {s.first} → {s.last} kB ({per} kB/cycle {trend})"
+
+
+def soak_facts(s: SoakSummary) -> list[str]:
     """One line each: the kernel threads the soak found, memory across the soak, kmemleak."""
     lines = []
-    k = s.get("kthreads")
-    if k:
-        per = ", ".join(f"{n} thread(s) in {c} cycle(s)" for n, c in sorted(k["per_cycle"].items()))
-        lines.append(f"kernel threads found: first cycle {', '.join(k['first_cycle']) or 'none'}; "
+    if s.stats:
+        k = s.stats.kthreads
+        per = ", ".join(f"{n} thread(s) in {c} cycle(s)" for n, c in sorted(k.per_cycle.items()))
+        lines.append(f"kernel threads found: first cycle {', '.join(k.first_cycle) or 'none'}; "
                      f"{per or 'no cycles'}")
-    m = s.get("memory") or {}
-    if m.get("samples"):
-        avail, slab = m.get("mem_available_kb", {}), m.get("slab_kb", {})
-        lines.append(f"memory over {m['samples']} cycles: MemAvailable {avail.get('first')} → "
-                     f"{avail.get('last')} kB ({m.get('MemAvailable_kb_per_cycle', '-')} kB/cycle lost), "
-                     f"Slab {slab.get('first')} → {slab.get('last')} kB "
-                     f"({m.get('Slab_kb_per_cycle', '-')} kB/cycle grown)")
-    km = s.get("kmemleak") or {}
-    if km.get("available") and "objects" in km:
-        lines.append(f"kmemleak: {km['attributed']} object(s) from this module, "
-                     f"{km['objects']} in all")
-    elif km and not km.get("available"):
+    m = s.memory
+    if m and m.samples:
+        lines.append(f"memory over {m.samples} cycles: "
+                     f"{_mem('MemAvailable', m.mem_available, 'lost')}, "
+                     f"{_mem('Slab', m.slab, 'grown')}")
+    km = s.kmemleak
+    if km and km.available and km.objects is not None:
+        lines.append(f"kmemleak: {km.attributed} object(s) from this module, "
+                     f"{km.objects} in all")
+    elif km and not km.available:
         lines.append("kmemleak: not in this kernel (i386: --config-fragment debug)")
     return lines
 
 
-def write_report(dirs: list[Path], out: Path, previous: list[Path] | None = None) -> dict[str, Any]:
+def write_report(dirs: list[Path], out: Path, previous: list[Path] | None = None) -> Merged:
     """Write report.html (at ``out``) with summary.json and junit.xml beside it."""
     merged = merge(dirs, previous or [])
     cell_dirs = find_cells(dirs)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_html(merged, cell_dirs), encoding="utf-8")
-    (out.parent / "summary.json").write_text(json.dumps(merged, indent=2, sort_keys=True))
-    write_junit(out.parent / "junit.xml", merged["cells"].values())
+    write_json(out.parent / SUMMARY, merged.to_json())
+    write_junit(out.parent / JUNIT, merged.cells.values())
     return merged

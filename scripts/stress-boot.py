@@ -34,7 +34,7 @@ from lab.build import ensure_images  # noqa: E402
 from lab.config import load_lab  # noqa: E402
 from lab.deadline import Deadline  # noqa: E402
 from lab.guest.qemu import BootVerdict, Guest  # noqa: E402
-from lab.soak import SoakOptions, run_soak  # noqa: E402
+from lab.soak.run import SoakOptions, run_soak  # noqa: E402
 from lab.verdict import BootOutcome  # noqa: E402
 
 
@@ -219,7 +219,7 @@ def one_boot(lab, target, images, n: int, out: Path, soak_cycles: int,
             rec["soak"] = res.verdict.value
             if res.verdict != "pass":
                 rec["outcome"] = "soak-" + res.verdict.value
-                rec["reason"] = res.summary["reason"]
+                rec["reason"] = res.summary.reason
     finally:
         conn.close()
         # -no-shutdown keeps QEMU after a poweroff: then only QMP quit ends it.

@@ -8,7 +8,6 @@ was, whatever happens.
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import subprocess
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import CommandError, LabError
+from ..results import read_summary
+from ..results.files import BISECT_JUDGE, BISECT_LOG, SUMMARY
 from ..verdict import Verdict
 
 # git bisect run: 0 good, 1-127 bad (but 125), 125 skip, above 127 abort.
@@ -72,7 +73,7 @@ def bisect(module: Path, good: str, bad: str, target: str, cycles: int, out: Pat
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     # Each step's results go to OUT/<commit>: a small wrapper names the directory.
-    judge = out / "judge.sh"
+    judge = out / BISECT_JUDGE
     cmd = shlex.join(soak_command(target, cycles, module, extra or []))
     judge.write_text("#!/bin/sh\n# one bisect step: soak the commit checked out now\n"
                      f'exec {cmd} --out {shlex.quote(str(out))}/"$(git rev-parse HEAD)"\n')
@@ -82,21 +83,21 @@ def bisect(module: Path, good: str, bad: str, target: str, cycles: int, out: Pat
         _git(repo, "bisect", "start", bad_sha, good_sha)
         p = subprocess.run(["git", "-C", str(repo), "bisect", "run", str(judge)],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
-        (out / "bisect.log").write_text(p.stdout)
+        (out / BISECT_LOG).write_text(p.stdout)
         m = FIRST_BAD.search(p.stdout)
         if not m:
             raise LabError(f"git bisect found no first bad commit (exit {p.returncode}); "
-                           f"see {out / 'bisect.log'}:\n" + "\n".join(p.stdout.splitlines()[-15:]))
+                           f"see {out / BISECT_LOG}:\n" + "\n".join(p.stdout.splitlines()[-15:]))
         first = m.group(1)
         subject = _git(repo, "log", "-1", "--format=%s", first)
     finally:
         _git(repo, "bisect", "reset", check=False)
-    steps = sum(1 for d in out.iterdir() if (d / "summary.json").is_file())
-    judged = out / first / "summary.json"
+    steps = sum(1 for d in out.iterdir() if (d / SUMMARY).is_file())
+    judged = out / first / SUMMARY
     if not judged.is_file():  # git trusts the BAD end without running the judge on it
         return BisectResult(first, subject, "fail", "the BAD commit given (not soaked by the "
                             "bisect itself)", {}, steps, out)
-    summary = json.loads(judged.read_text())
-    return BisectResult(first, subject, summary["verdict"], summary.get("reason", ""),
-                        summary.get("checks_failed", {}), steps, out)
+    summary = read_summary(judged)
+    return BisectResult(first, subject, str(summary.verdict), summary.reason,
+                        dict(summary.checks_failed), steps, out)
 

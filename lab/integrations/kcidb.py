@@ -10,12 +10,12 @@ that did not run because the soak ended early -> SKIP.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 from ..report import find_cells
-from ..soak.checks import CHECKS
+from ..results import CHECKS, GuestInfo, SoakSetup, SoakSummary, read_summary
+from ..results.files import SUMMARY
 from ..verdict import Verdict
 
 ORIGIN = "lab"
@@ -34,57 +34,54 @@ def _excerpt(lines: Iterable[str]) -> str:
     return text[:EXCERPT_MAX]
 
 
-def soak_objects(summary: Mapping[str, Any], cell_dir: Path) -> dict[str, list[dict]]:
+def soak_objects(s: SoakSummary, cell_dir: Path) -> dict[str, list[dict]]:
     """The checkout, build and tests of one soak summary."""
-    s = summary
-    verdict = Verdict(s["verdict"])
-    profile = s.get("kernel_profile", "linux")
-    checkout_id = _id("checkout", profile, s.get("kernel_release", "?"))
-    build_id = _id("build", s.get("kernel_key", "?"), s.get("arch", "?"))
-    test_root = _id("test", cell_dir.resolve(), s["target"], s.get("started", ""))
+    verdict = s.verdict
+    setup, guest, module = s.setup or SoakSetup(), s.guest or GuestInfo(), s.module
+    profile = setup.kernel_profile or "linux"
+    release = guest.kernel_release or "?"
+    kernel_key = guest.kernel_key or None
+    checkout_id = _id("checkout", profile, release)
+    build_id = _id("build", kernel_key or "?", s.arch or "?")
+    test_root = _id("test", cell_dir.resolve(), s.target, setup.started)
     checkout = {"id": checkout_id, "origin": ORIGIN, "tree_name": profile,
-                "comment": f"Linux {s.get('kernel_release', '?')} ({profile} kernel profile)",
+                "comment": f"Linux {release} ({profile} kernel profile)",
                 "valid": True}
     build = {"id": build_id, "checkout_id": checkout_id, "origin": ORIGIN,
-             "architecture": s.get("arch", ""), "config_name": s.get("kernel", profile),
+             "architecture": s.arch, "config_name": setup.kernel or profile,
              "status": "PASS",
-             "comment": f"kernel image {s.get('kernel_key', '?')} for {s.get('arch')}",
-             "misc": {"kernel_key": s.get("kernel_key"), "rootfs_key": s.get("rootfs_key")}}
-    environment = {"comment": f"QEMU {s['target']}: -cpu {s.get('cpu')} x{s.get('smp', 1)}, "
-                              f"guest reports {s.get('cpu_model') or '?'}",
-                   "misc": {"target": s["target"], "cpu_model": s.get("cpu_model"),
-                            "smp": s.get("smp"), "palcode": s.get("palcode")}}
+             "comment": f"kernel image {kernel_key or '?'} for {s.arch}",
+             "misc": {"kernel_key": kernel_key, "rootfs_key": guest.rootfs_key or None}}
+    environment = {"comment": f"QEMU {s.target}: -cpu {s.cpu} x{s.smp}, "
+                              f"guest reports {guest.cpu_model or '?'}",
+                   "misc": {"target": s.target, "cpu_model": guest.cpu_model or None,
+                            "smp": s.smp, "palcode": guest.palcode}}
     common = {"build_id": build_id, "origin": ORIGIN, "environment": environment}
-    if s.get("started"):
-        common["start_time"] = s["started"]
+    if setup.started:
+        common["start_time"] = setup.started
     root = {**common, "id": test_root, "path": "soak", "status": STATUS[verdict],
-            "comment": f"{s.get('module', '?')}: {s.get('cycles', 0)} of "
-                       f"{s.get('requested_cycles', '?')} load/unload cycles, {verdict}",
-            "misc": {"module": s.get("module"), "module_sha256": s.get("module_sha256"),
-                     "cycles": s.get("cycles", 0), "lab_version": s.get("lab_version"),
+            "comment": f"{module.name if module else '?'}: {s.cycles} of "
+                       f"{setup.requested_cycles or '?'} load/unload cycles, {verdict}",
+            "misc": {"module": module.name if module else None,
+                     "module_sha256": module.sha256 if module else None,
+                     "cycles": s.cycles, "lab_version": setup.lab_version or None,
                      "results_dir": str(cell_dir)}}
-    if s.get("seconds") is not None:
-        root["duration"] = float(s["seconds"])
+    if s.seconds is not None:
+        root["duration"] = float(s.seconds)
     if verdict != Verdict.PASS:
-        root["log_excerpt"] = _excerpt([s.get("reason", ""), *s.get("evidence", [])])
+        root["log_excerpt"] = _excerpt([s.reason, *s.evidence])
     tests = [root]
-    failed: dict[str, list[Mapping[str, Any]]] = {}
-    for f in s.get("failures", []):
-        failed.setdefault(f["check"], []).append(f)
-    if verdict in (Verdict.CRASH, Verdict.HANG):
-        failed.setdefault(str(verdict), []).append(
-            {"cycle": s.get("cycles", 0), "message": s.get("reason", ""),
-             "evidence": s.get("evidence", [])})
-    ran = verdict not in (Verdict.INFRA, Verdict.INTERRUPTED) or s.get("cycles", 0) > 0
+    failed = s.failures_by_check()
+    ran = verdict not in (Verdict.INFRA, Verdict.INTERRUPTED) or s.cycles > 0
     for check in CHECKS:
         if check == "boot":
             continue
         sub = {**common, "id": f"{test_root}.{check}", "path": f"soak.{check}"}
         if check in failed:
             first = failed[check][0]
-            sub.update(status="FAIL", comment=f"cycle {first['cycle']}: {first['message']}"[:1000],
+            sub.update(status="FAIL", comment=f"cycle {first.cycle}: {first.message}"[:1000],
                        log_excerpt=_excerpt(
-                           f"cycle {f['cycle']}: {f['message']}\n" + "\n".join(f.get("evidence", []))
+                           f"cycle {f.cycle}: {f.message}\n" + "\n".join(f.evidence)
                            for f in failed[check][:5]))
         else:
             sub["status"] = "PASS" if ran and verdict in (Verdict.PASS, Verdict.FAIL) else "SKIP"
@@ -98,7 +95,7 @@ def export(dirs: Iterable[Path]) -> dict[str, Any]:
                            "tests": []}
     seen: set[str] = set()
     for _target, cell in sorted(find_cells(list(dirs)).items()):
-        objs = soak_objects(json.loads((cell / "summary.json").read_text()), cell)
+        objs = soak_objects(read_summary(cell / SUMMARY), cell)
         for kind, items in objs.items():
             for item in items:
                 if item["id"] not in seen:

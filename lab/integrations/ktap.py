@@ -8,7 +8,10 @@ side by side, and KTAP subtests must not interleave).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
+
+from ..results import SoakSummary
+from ..verdict import Verdict
 
 INDENT = "    "
 
@@ -37,20 +40,21 @@ class KtapSoak:
         status = "not ok" if failed else "ok"
         self.emit(f"{INDENT}{status} {n} cycle_{n}" + (f" # {', '.join(failed)}" if failed else ""))
 
-    def finish(self, summary: Mapping[str, Any]) -> None:
+    def finish(self, summary: SoakSummary) -> None:
         self.start()
-        verdict = summary["verdict"]
+        verdict = summary.verdict
         for n in range(self.done + 1, self.cycles + 1):
             self.emit(f"{INDENT}ok {n} cycle_{n} # SKIP not run: the soak ended ({verdict})")
-        soak_wide = [f["check"] for f in summary.get("failures", []) if f.get("cycle") == 0 or
-                     f["check"] in ("mem-growth", "kmemleak")]
+        soak_wide = [f.check for f in summary.failures if f.cycle == 0 or
+                     f.check in ("mem-growth", "kmemleak")]
         for check in sorted(set(soak_wide)):
             self.emit(f"{INDENT}# soak-wide check failed: {check}")
-        reason = (summary.get("reason") or ", ".join(summary.get("checks_failed", {})) or "")
+        reason = summary.reason or ", ".join(summary.checks_failed)
         reason = reason.splitlines()[0] if reason else ""
-        status = "ok" if verdict == "pass" else "not ok"
+        passed = verdict == Verdict.PASS
+        status = "ok" if passed else "not ok"
         self.emit(f"{status} {self.number} soak.{self.target}" +
-                  ("" if verdict == "pass" else f" # {verdict}: {reason}".rstrip(": ")))
+                  ("" if passed else f" # {verdict}: {reason}".rstrip(": ")))
 
 
 def header(count: int, emit: Callable[[str], None]) -> None:
@@ -58,7 +62,8 @@ def header(count: int, emit: Callable[[str], None]) -> None:
     emit(f"1..{count}")
 
 
-def replay(number: int, target: str, cycles: int, records, summary, emit) -> None:
+def replay(number: int, target: str, cycles: int, records: Iterable[Mapping[str, Any]],
+           summary: SoakSummary, emit: Callable[[str], None]) -> None:
     """A finished soak's whole KTAP block (for matrix cells)."""
     k = KtapSoak(number, target, cycles, emit)
     for rec in records:

@@ -12,9 +12,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
+
+if TYPE_CHECKING:  # pytest loads this plugin in every session: lab's own modules only on use
+    from ..results import SoakSummary
 
 DEFAULT_TARGET = "i386-up"
 
@@ -139,10 +142,11 @@ def lab_module(lab_config, lab_guest, request) -> LabModule:
 
 @pytest.fixture
 def lab_soak(lab_config, lab_guest, request, tmp_path):
-    """lab_soak(cycles=20, **thresholds) -> the soak's summary (a dict)."""
-    from ..soak import SoakOptions, run_soak
+    """lab_soak(cycles=20, **thresholds) -> the soak's summary (a lab.results.SoakSummary;
+    .to_json() is the dict of summary.json)."""
+    from ..soak.run import SoakOptions, run_soak
 
-    def soak(cycles: int = 20, **thresholds: Any) -> dict[str, Any]:
+    def soak(cycles: int = 20, **thresholds: Any) -> "SoakSummary":
         opts = SoakOptions(cycles=cycles, module_dir=_module_dir(request), out=tmp_path / "soak",
                            name=lab_guest.name, keep=True, overrides=thresholds)
         return run_soak(lab_config, lab_guest.target, opts).summary

@@ -1,14 +1,9 @@
 """The soak: the in-guest agent (agent/), the core that reads and judges its
 records (session.py, checks.py), thresholds, evidence, and `run_soak` (run.py)
-that wires them to a guest."""
+that wires them to a guest.
 
-__all__ = ["SoakOptions", "SoakResult", "parse_params", "run_soak"]
-
-
-def __getattr__(name: str):
-    # Imported on first use: run.py pulls in the guest, SSH and JUnit layers, which
-    # the report (and JUnit itself) must be able to import without.
-    if name in __all__:
-        from . import run
-        return getattr(run, name)
-    raise AttributeError(f"module 'lab.soak' has no attribute {name!r}")
+Import what you use from its module (``from lab.soak.run import run_soak``):
+this package imports nothing, so the pure checks are importable (by
+lab.results, and through it by the report and JUnit) without the guest and
+SSH layers that run.py pulls in.
+"""

@@ -1,5 +1,6 @@
 """Judging soak records: per-cycle checks, a blocked unload, the memory trend,
-kmemleak's report, wake-up periods, and the summary.
+kmemleak's report, wake-up periods, and the statistics the summary
+(lab.results) is made of.
 
 Pure functions over the agent's JSON records, so they are tested without a guest.
 """
@@ -13,7 +14,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..guest.console import classify
-from ..verdict import Verdict
 from .thresholds import Thresholds
 
 # Every check the soak can fail, in the order a reader meets them (JUnit test cases).
@@ -337,32 +337,3 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
     return {"p50": pct(50), "p95": pct(95), "p99": pct(99), "max": s[-1],
             "mean": statistics.fmean(s)}
 
-
-def summarize(records: list[Mapping[str, Any]], failures: list[Failure], verdict: Verdict,
-              t: Thresholds, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    cycles = [r for r in records if r.get("type") == "cycle"]
-    baseline = next((r for r in records if r.get("type") == "baseline"), {})
-    periods = [p for r in cycles if r.get("wake_ts")
-               for ps in wake_periods(r["wake_ts"]).values() for p in ps]
-    procs = [r["procs"] for r in cycles if "procs" in r]
-    checks: dict[str, int] = {}
-    for f in failures:
-        checks[f.check] = checks.get(f.check, 0) + 1
-    return {
-        "verdict": str(verdict),
-        "cycles": len(cycles),
-        "failed_cycles": len({f.cycle for f in failures if f.cycle}),
-        "latency_ms": {k: percentiles([r[f"{k}_us"] / 1000.0 for r in cycles if f"{k}_us" in r])
-                       for k in ("load", "threads", "unload")},
-        "period_ms": {**percentiles(periods),
-                      "jitter": statistics.pstdev(periods) if len(periods) > 1 else None,
-                      "samples": len(periods)},
-        "processes": {"baseline": baseline.get("procs"), "first": procs[0] if procs else None,
-                      "last": procs[-1] if procs else None, "max": max(procs) if procs else None},
-        "zombies_max": max((r.get("zombies", 0) for r in cycles), default=0),
-        "kthreads": thread_census(records),
-        "checks_failed": checks,
-        "failures": [f.as_json() for f in failures[:50]],
-        "thresholds": asdict(t),
-        **(extra or {}),
-    }

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..guest.qemu import Guest
+from ..results.files import HANG_CONSOLE, REGISTERS  # the names only (a leaf of constants)
 
 # Where a task sleeps while its output waits for a reader: the agent's stdout is
 # a pipe to the SSH server, which stops reading when the guest's network stalls.
@@ -110,11 +111,11 @@ def capture_hang_evidence(guest: Guest, out: Path, agent_pid: int | None) -> Han
             notes.append(f"sysrq over SSH failed too: {e}")
     time.sleep(2.0)
     try:
-        (out / "registers.txt").write_text(guest.hmp("info registers -a", timeout=10))
-        notes.append("CPU registers saved to registers.txt")
+        (out / REGISTERS).write_text(guest.hmp("info registers -a", timeout=10))
+        notes.append(f"CPU registers saved to {REGISTERS}")
     except Exception as e:
         notes.append(f"QMP register dump failed: {e}")
     notes.append(guest.nic_state())
-    if save_console(guest, before, out / "hang-console.txt"):
-        notes.append("console output after the hang saved to hang-console.txt")
+    if save_console(guest, before, out / HANG_CONSOLE):
+        notes.append(f"console output after the hang saved to {HANG_CONSOLE}")
     return HangEvidence(notes, probe)

@@ -9,10 +9,9 @@ ended the soak: the module, the lab, or a signal.
 
 from __future__ import annotations
 
-import json
 import shlex
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -27,11 +26,14 @@ from ..interrupt import reason as stop_reason
 from ..junit import write_junit
 from ..guest.lifecycle import up
 from ..module import BuiltModule, build_module
+from ..results import (GuestInfo, Kmemleak, MemoryTrend, ModuleInfo, SoakSetup, SoakSummary,
+                       write_summary)
+from ..results.files import CONSOLE, JUNIT, SOAK_FILES
 from ..ssh import Connection
 from ..guest.state import load
 from ..verdict import Verdict
 from .agent import REMOTE_PATH as AGENT_REMOTE, build_agent
-from .checks import judge_kmemleak, parse_kmemleak, summarize
+from .checks import judge_kmemleak, parse_kmemleak
 from .evidence import capture_hang_evidence, save_console
 from .session import ChannelStream, Expectations, SoakSession
 from .thresholds import Thresholds, check_overrides, load_thresholds
@@ -72,7 +74,7 @@ class SoakOptions:
 class SoakResult:
     target: str
     verdict: Verdict
-    summary: dict[str, Any]
+    summary: SoakSummary
     out: Path
     seconds: float
 
@@ -166,6 +168,37 @@ def _guest_for(lab: Lab, target: Target, opts: SoakOptions, status) -> tuple[Gue
     return guest, conn, True
 
 
+@dataclass
+class _Known:
+    """What the soak has learned so far: the summary says it, whatever ends the soak."""
+    target: Target
+    setup: SoakSetup
+    module: ModuleInfo | None = None
+    guest: Guest | None = None
+    guest_booted: bool = False
+    kmemleak: Kmemleak | None = None
+    memory: MemoryTrend | None = None
+
+    def summary(self, records: list[dict[str, Any]], failures: list, verdict: Verdict,
+                reason: str, evidence: list[str], seconds: float,
+                cycles_per_second: float | None) -> SoakSummary:
+        """The one place a soak's summary is made."""
+        t, rec = self.target, self.guest.record if self.guest else None
+        guest = None if rec is None else GuestInfo(
+            kernel_release=rec.kernel_release, kernel_key=rec.kernel_key,
+            rootfs_key=rec.rootfs_key, palcode=t.palcode, palcode_key=rec.bios_key,
+            cpu_model=rec.cpu_model, boot_attempts=rec.boot_attempts,
+            booted_by_soak=self.guest_booted, from_snapshot=rec.from_snapshot,
+            ready_seconds=rec.ready_seconds)
+        return SoakSummary.from_records(
+            records, failures, verdict, target=t.name, arch=t.arch,
+            # the guest's own count and threading once one ran (an adopted guest may differ)
+            smp=rec.smp if rec else t.smp, cpu=t.cpu, threading=rec.threading if rec else None,
+            reason=reason, evidence=tuple(evidence), setup=self.setup, module=self.module,
+            guest=guest, kmemleak=self.kmemleak, memory=self.memory,
+            seconds=round(seconds, 2), cycles_per_second=cycles_per_second)
+
+
 def run_soak(lab: Lab, target: Target, opts: SoakOptions,
              progress: Callable[[dict[str, Any], int], None] = lambda rec, fails: None,
              status: Callable[[str], None] = lambda m: None,
@@ -177,21 +210,19 @@ def run_soak(lab: Lab, target: Target, opts: SoakOptions,
     t_start = time.monotonic()
     out = opts.out
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("records.jsonl", "summary.json", "console.log", "junit.xml", "registers.txt",
-                  "hang-console.txt"):
+    for stale in SOAK_FILES:
         (out / stale).unlink(missing_ok=True)
     thresholds = load_thresholds(target.arch, overrides=opts.overrides,
                                  factor=target.timeout_factor,
                                  one_thread_smp=target.threading("tcg") == "single")
     params = parse_params(opts.params)
-    info: dict[str, Any] = {"target": target.name, "arch": target.arch, "smp": target.smp,
-                            "cpu": target.cpu, "kernel_profile": target.kernel,
-                            "kernel": kernel_step(lab, target).name,
-                            "kernel_fragments": list(target.config),
-                            "requested_cycles": opts.cycles, "params": opts.params,
-                            "lab_version": __version__, "timeout_factor": target.timeout_factor,
-                            "timeout_policy": target.timeout_policy,
-                            "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    known = _Known(target, SoakSetup(
+        kernel_profile=target.kernel, kernel=kernel_step(lab, target).name,
+        kernel_fragments=tuple(target.config), requested_cycles=opts.cycles,
+        params=opts.params, lab_version=__version__, timeout_factor=target.timeout_factor,
+        timeout_policy=target.timeout_policy,
+        started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        thresholds=asdict(thresholds)))
     session: SoakSession | None = None
     guest: Guest | None = None
     try:
@@ -199,17 +230,9 @@ def run_soak(lab: Lab, target: Target, opts: SoakOptions,
         mod, _ = build_module(lab, target, opts.module_dir, status=status)
         agent = build_agent(lab, target)
         expect = expectations(mod, params, opts)
-        info.update(module=mod.spec.module, module_sha256=mod.sha256,
-                    expected_threads=expect.threads, module_period_ms=expect.period_ms)
+        known.module = ModuleInfo(mod.spec.module, mod.sha256, expect.threads, expect.period_ms)
         guest, conn, owned = _guest_for(lab, target, opts, status)
-        info.update(smp=guest.record.smp, kernel_release=guest.record.kernel_release,
-                    kernel_key=guest.record.kernel_key, rootfs_key=guest.record.rootfs_key,
-                    boot_attempts=guest.record.boot_attempts, guest_booted_by_soak=owned,
-                    from_snapshot=guest.record.from_snapshot,
-                    ready_seconds=guest.record.ready_seconds,
-                    cpu_model=guest.record.cpu_model, palcode=target.palcode,
-                    threading=guest.record.threading,
-                    palcode_key=guest.record.bios_key)
+        known.guest, known.guest_booted = guest, owned
         guest.console.poll()
         console_start = guest.console.offset
         session = SoakSession(guest, thresholds, out, expect, progress=progress,
@@ -217,7 +240,7 @@ def run_soak(lab: Lab, target: Target, opts: SoakOptions,
                               keep_going=opts.keep_going, module=mod.spec.module,
                               agent_listens=not (opts.keep_going or opts.bare))
         try:
-            _soak(session, conn, mod, agent, opts, expect, thresholds, info, status)
+            _soak(session, conn, mod, agent, opts, expect, thresholds, known, status)
         except KeyboardInterrupt:
             session.end(Verdict.INTERRUPTED,
                         f"{stop_reason()} after {session.cycles_done()} cycle(s)")
@@ -226,7 +249,7 @@ def run_soak(lab: Lab, target: Target, opts: SoakOptions,
                         else f"{type(e).__name__}: {e}")
         finally:
             session.close()
-            save_console(guest, console_start, out / "console.log")
+            save_console(guest, console_start, out / CONSOLE)
             conn.close()
             if session.verdict in (Verdict.HANG, Verdict.CRASH) or owned and not opts.keep \
                     or not guest.running():
@@ -237,24 +260,21 @@ def run_soak(lab: Lab, target: Target, opts: SoakOptions,
         if session is None:  # stopped or failed while building or booting: still a summary
             verdict = Verdict.INFRA if isinstance(e, LabError) else Verdict.INTERRUPTED
             reason = str(e) if isinstance(e, LabError) else f"{stop_reason()} before the first cycle"
-            _write(out, summarize([], [], verdict, thresholds,
-                                  {**info, "reason": reason, "evidence": [],
-                                   "seconds": round(time.monotonic() - t_start, 2)}))
+            _write(out, known.summary([], [], verdict, reason, [], time.monotonic() - t_start,
+                                      None))
             raise
         # A signal during the teardown: the verdict stands (end() keeps the first one).
         session.end(Verdict.INTERRUPTED, f"{stop_reason()} after {session.cycles_done()} cycle(s)")
     assert session.verdict is not None
     seconds = time.monotonic() - t_start
-    summary = summarize(session.records, session.failures, session.verdict, thresholds, {
-        **info, "reason": session.reason, "evidence": session.evidence,
-        "seconds": round(seconds, 2), "cycles_per_second": _rate(session.records),
-    })
+    summary = known.summary(session.records, session.failures, session.verdict, session.reason,
+                            session.evidence, seconds, _rate(session.records))
     _write(out, summary)
     return SoakResult(target.name, session.verdict, summary, out, seconds)
 
 
 def _soak(session: SoakSession, conn: Connection, mod: BuiltModule, agent: Path,
-          opts: SoakOptions, expect: Expectations, t: Thresholds, info: dict[str, Any],
+          opts: SoakOptions, expect: Expectations, t: Thresholds, known: _Known,
           status) -> None:
     name = session.guest.record.name
     status(f"deploying to {name}")
@@ -262,28 +282,28 @@ def _soak(session: SoakSession, conn: Connection, mod: BuiltModule, agent: Path,
     put_file(conn, mod.path, remote_ko)
     put_file(conn, agent, AGENT_REMOTE, mode=0o755)
     leakcheck = not opts.bare and kmemleak_clear(conn)
-    info["kmemleak"] = {"available": leakcheck}
+    known.kmemleak = Kmemleak(available=leakcheck)
     argv = agent_argv(mod, remote_ko, opts, expect, t)
     status(f"soaking {mod.spec.module} on {name}")
     stream = ChannelStream(conn.open_channel(argv))
     verdict = session.run(stream)
     if verdict not in (Verdict.PASS, Verdict.FAIL) or opts.bare:
         return
-    info["memory"] = session.judge_memory()
+    known.memory = MemoryTrend.from_json(session.judge_memory())
     if leakcheck:
         status("kmemleak scan")
         last = max((r["host_time"] for r in session.records if r.get("type") == "cycle"),
                    default=time.time())
         leaks = parse_kmemleak(kmemleak_scan(conn, time.time() - last))
         km, failure = judge_kmemleak(leaks, session.soak_tasks(), mod.spec.module)
-        info["kmemleak"].update(km)
+        known.kmemleak = Kmemleak(True, km["objects"], km["attributed"], km["bytes_attributed"])
         if failure:
             session.add_failure(failure)
 
 
-def _write(out: Path, summary: dict[str, Any]) -> None:
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
-    write_junit(out / "junit.xml", [summary])
+def _write(out: Path, summary: SoakSummary) -> None:
+    write_summary(out, summary)
+    write_junit(out / JUNIT, [summary])
 
 
 def _rate(records: list[dict[str, Any]]) -> float | None:

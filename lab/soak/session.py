@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping, Protocol
 
 from ..guest.console import FATAL, SHUTDOWN, STUCK, findings, first_report
 from ..interrupt import STOP, reason as stop_reason
+from ..results.files import RECORDS
 from ..verdict import Verdict
 from .checks import Failure, check_blocked, check_cycle, ignored_params, memory_trend
 from .thresholds import Thresholds
@@ -110,7 +111,7 @@ class SoakSession:
 
     def __post_init__(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
-        self.sink = RecordSink(self.out / "records.jsonl")
+        self.sink = RecordSink(self.out / RECORDS)
         self.records: list[dict[str, Any]] = []
         self.failures: list[Failure] = []
         self.verdict: Verdict | None = None

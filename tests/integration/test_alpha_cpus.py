@@ -7,7 +7,7 @@ import pytest
 
 from lab.guest.qemu import BootVerdict
 from lab.guest.lifecycle import up
-from lab.soak import SoakOptions, run_soak
+from lab.soak.run import SoakOptions, run_soak
 
 
 @pytest.mark.parametrize("name, model", [("alpha-ds20", "EV6"), ("alpha-pws500au", "EV56"),
@@ -28,9 +28,9 @@ def test_alpha_target_runs_its_cpu_model(lab, built, running, name, model):
 def test_shipped_module_soaks_on_the_real_cpu_model(lab, built, tmp_path, name):
     res = run_soak(lab, lab.target(name), SoakOptions(out=tmp_path, accel="tcg", cycles=25))
     s = res.summary
-    assert res.verdict == "pass", (s["reason"], s["failures"][:2], s["evidence"][:60])
-    assert res.summary["cpu_model"] == lab.target(name).cpu.upper()
-    assert res.summary["palcode"] == "lab" and res.summary["palcode_key"]
+    assert res.verdict == "pass", (s.reason, s.failures[:2], s.evidence[:60])
+    assert s.cpu_model == lab.target(name).cpu.upper()
+    assert s.guest.palcode == "lab" and s.guest.palcode_key
 
 
 def test_qemu_own_palcode_still_dies_on_ev6_at_the_first_device_interrupt(lab, built, tmp_path):

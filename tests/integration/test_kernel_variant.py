@@ -4,7 +4,7 @@ LINE): built once, booted, and what was asked for is in the kernel that runs."""
 from lab.build import ensure_images
 from lab.cli import main
 from lab.guest.lifecycle import up
-from lab.soak import SoakOptions, run_soak
+from lab.soak.run import SoakOptions, run_soak
 
 
 def test_debug_variant_boots_with_its_config_and_soaks_clean(lab, built, debug_variant,
@@ -20,8 +20,8 @@ def test_debug_variant_boots_with_its_config_and_soaks_clean(lab, built, debug_v
         # lockdep checks the shipped module's locking while the soak runs on this guest
         res = run_soak(lab, target, SoakOptions(out=tmp_path, accel="tcg", cycles=20,
                                                 dwell_every=10, dwell_s=2.5))
-        assert res.verdict == "pass", (res.summary["reason"], res.summary["failures"][:2])
-        assert res.summary["kernel"] == "linux-6.1-i386+debug+cmdline"
+        assert res.verdict == "pass", (res.summary.reason, res.summary.failures[:2])
+        assert res.summary.setup.kernel == "linux-6.1-i386+debug+cmdline"
         guest.console.poll()
         assert "possible circular locking" not in guest.console.tail(2000)
     finally:

@@ -10,7 +10,7 @@ import pytest
 
 from lab.matrix import run_matrix
 from lab.report import write_report
-from lab.soak import SoakOptions
+from lab.soak.run import SoakOptions
 
 ARTIFACTS = Path(os.environ.get("LAB_TEST_ARTIFACTS",
                                 Path(__file__).resolve().parent.parent.parent / "ci-artifacts"))
@@ -34,8 +34,8 @@ def test_matrix_covers_every_target_and_passes(lab, matrix_run):
     assert sorted(c.target.name for c in cells) == sorted(lab.targets)
     assert {c.target.name: c.verdict for c in cells} == {t: "pass" for t in lab.targets}
     merged = write_report([out], out / "report.html")
-    assert merged["verdict"] == "pass" and len(merged["cells"]) == 5
-    assert all(s["cycles"] == 6 for s in merged["cells"].values())
+    assert merged.verdict == "pass" and len(merged.cells) == 5
+    assert all(s.cycles == 6 for s in merged.cells.values())
     assert json.loads((out / "matrix.json").read_text())["jobs"] == 2
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.soak import SoakOptions, run_soak
+from lab.soak.run import SoakOptions, run_soak
 from lab.soak.thresholds import TCG_ROUND_ROBIN_MS
 
 TESTS = Path(__file__).resolve().parent.parent
@@ -30,7 +30,7 @@ def records(out):
 
 def explain(res):
     s = res.summary
-    return s["verdict"], s["reason"], s["checks_failed"], s["failures"][:2], s["evidence"][:20]
+    return s.verdict, s.reason, s.checks_failed, s.failures[:2], s.evidence[:20]
 
 
 @pytest.mark.parametrize("name", ["i386-smp", "alpha-es40"])
@@ -39,22 +39,22 @@ def test_shipped_module_passes(lab, built, tmp_path, name):
     s = res.summary
     assert res.verdict == "pass", explain(res)
     assert res.exit_code == 0
-    assert s["cycles"] == 25 and s["failed_cycles"] == 0
+    assert s.cycles == 25 and s.stats.failed_cycles == 0
     cycles = [r for r in records(tmp_path) if r["type"] == "cycle"]
     assert [r["n"] for r in cycles] == list(range(1, 26))
     # lab.yaml adds its checks; discovery found the same five threads by itself
     assert all(r["starts"] == 5 and r["zombies"] <= 0 for r in cycles)
-    assert s["kthreads"]["first_cycle"] == ["example thread"] * 5
-    assert s["kthreads"]["per_cycle"] == {"5": 25}
+    assert list(s.stats.kthreads.first_cycle) == ["example thread"] * 5
+    assert s.stats.kthreads.per_cycle == {"5": 25}
     assert all(t["ran"] and not t["left"] for r in cycles for t in r["threads"])
     # two dwell cycles of 3.5 s: 5 threads x 2-3 periods each
-    assert s["period_ms"]["samples"] >= 10
+    assert s.stats.period.samples >= 10
     # About the module's 1-s sleep; an SMP guest on one TCG thread may wake late by
     # QEMU's round-robin slice (the allowance the soak's jitter check gives it too).
     target = lab.target(name)
     one_thread_smp = target.threading("tcg") == "single"
-    assert abs(s["period_ms"]["mean"] - 1000) < 100 + (TCG_ROUND_ROBIN_MS if one_thread_smp else 0)
-    assert s["memory"]["samples"] == 25 and "too few cycles" in s["memory"]["note"]
+    assert abs(s.stats.period.mean - 1000) < 100 + (TCG_ROUND_ROBIN_MS if one_thread_smp else 0)
+    assert s.memory.samples == 25 and "too few cycles" in s.memory.note
     for f in ("summary.json", "console.log", "junit.xml"):
         assert (tmp_path / f).is_file()
     assert json.loads((tmp_path / "summary.json").read_text())["verdict"] == "pass"
@@ -68,7 +68,7 @@ def test_shipped_module_passes(lab, built, tmp_path, name):
 def test_well_behaved_modules_of_other_styles_pass(lab, built, tmp_path, name, module, threads):
     res = soak(lab, name, tmp_path, cycles=20, module_dir=GOOD / module)
     assert res.verdict == "pass", explain(res)
-    assert res.summary["kthreads"]["first_cycle"] == threads
+    assert list(res.summary.stats.kthreads.first_cycle) == threads
 
 
 @pytest.mark.parametrize("name", BOTH)
@@ -77,7 +77,7 @@ def test_thread_ignoring_stop_fails_at_once_then_hangs(lab, built, tmp_path, nam
                overrides={"cycle_deadline_s": 15})
     assert res.verdict == "hang" and res.exit_code == 1, explain(res)
     s = res.summary
-    assert s["checks_failed"].get("timing-unload") == 1
+    assert s.checks_failed.get("timing-unload") == 1
     # the blocked unload was reported before the deadline, with the module's state
     recs = records(tmp_path)
     blocked = [r for r in recs if r["type"] == "unload-blocked"]
@@ -88,7 +88,7 @@ def test_thread_ignoring_stop_fails_at_once_then_hangs(lab, built, tmp_path, nam
         assert blocked[0]["stack_from"] == "stack" and "kthread_stop" in stack
     else:                            # Alpha keeps no stack file: the kernel's sysrq-w dump
         assert blocked[0]["stack_from"] == "sysrq-w" and "soak-agent" in stack
-    assert s["evidence"][0].startswith("/proc/modules: faulty_ignore_stop")
+    assert s.evidence[0].startswith("/proc/modules: faulty_ignore_stop")
     assert (tmp_path / "registers.txt").is_file()
     assert "sysrq: Show" in (tmp_path / "hang-console.txt").read_text()
 
@@ -97,33 +97,33 @@ def test_thread_ignoring_stop_fails_at_once_then_hangs(lab, built, tmp_path, nam
 def test_leak_per_load_is_caught_by_the_memory_trend(lab, built, tmp_path, name):
     res = soak(lab, name, tmp_path, cycles=60, module_dir=FAULTY / "leak")
     assert res.verdict == "fail", explain(res)
-    assert set(res.summary["checks_failed"]) == {"mem-growth"}
-    assert res.summary["memory"]["Slab_kb_per_cycle"] > 16
+    assert set(res.summary.checks_failed) == {"mem-growth"}
+    assert res.summary.memory.slab.kb_per_cycle > 16
 
 
 def test_kmemleak_names_the_leak_on_the_debug_kernel(lab, built, debug_variant, tmp_path):
     res = soak(lab, "i386-up", tmp_path, debug_variant("i386-up"), cycles=12,
                module_dir=FAULTY / "leak")
     assert res.verdict == "fail", explain(res)
-    assert "kmemleak" in res.summary["checks_failed"]
-    km = res.summary["kmemleak"]
-    assert km["available"] and km["attributed"] >= 64 * 12 * 0.9, km
-    assert res.summary["kernel"] == "linux-6.1-i386+debug+cmdline"
+    assert "kmemleak" in res.summary.checks_failed
+    km = res.summary.kmemleak
+    assert km.available and km.attributed >= 64 * 12 * 0.9, km
+    assert res.summary.setup.kernel == "linux-6.1-i386+debug+cmdline"
 
 
 def test_well_behaved_module_has_no_kmemleak_finding(lab, built, debug_variant, tmp_path):
     res = soak(lab, "i386-up", tmp_path, debug_variant("i386-up"), cycles=12,
                module_dir=GOOD / "workqueue")
     assert res.verdict == "pass", explain(res)
-    assert res.summary["kmemleak"]["available"] and res.summary["kmemleak"]["attributed"] == 0
+    assert res.summary.kmemleak.available and res.summary.kmemleak.attributed == 0
 
 
 @pytest.mark.parametrize("name", BOTH)
 def test_held_refcount_is_caught(lab, built, tmp_path, name):
     res = soak(lab, name, tmp_path, cycles=5, module_dir=FAULTY / "refcount")
     assert res.verdict == "fail", explain(res)
-    assert "refcount" in res.summary["checks_failed"]
-    assert res.summary["failures"][0]["message"].startswith("module refcount 1")
+    assert "refcount" in res.summary.checks_failed
+    assert res.summary.failures[0].message.startswith("module refcount 1")
 
 
 @pytest.mark.parametrize("name", BOTH)
@@ -133,16 +133,16 @@ def test_threads_left_behind_are_found_whatever_their_name(lab, built, tmp_path,
     # The thread still sleeps in module code that unload freed: the agent sees it
     # first; an oops may follow when it wakes.
     assert res.verdict in ("fail", "crash"), explain(res)
-    left = [f for f in res.summary["failures"] if f["check"] == "threads-left"]
-    assert left and comm in left[0]["message"], explain(res)
+    left = [f for f in res.summary.failures if f.check == "threads-left"]
+    assert left and comm in left[0].message, explain(res)
 
 
 @pytest.mark.parametrize("name", BOTH)
 def test_oops_in_init_is_a_crash_quoting_the_first_report(lab, built, tmp_path, name):
     res = soak(lab, name, tmp_path, cycles=5, module_dir=FAULTY / "oops-init")
     assert res.verdict == "crash" and res.exit_code == 1, explain(res)
-    ev = res.summary["evidence"]
-    assert "oops" in res.summary["reason"]
+    ev = res.summary.evidence
+    assert "oops" in res.summary.reason
     assert any("faulty_init" in line for line in ev), ev
     assert ev[-1].startswith("[... ") or len(ev) < 80
 
@@ -152,17 +152,17 @@ def test_a_race_between_threads_is_caught_on_every_smp_target(lab, built, tmp_pa
     # Four threads share a list with no lock: only two vCPUs running at one instant
     # (one TCG thread per vCPU, the default) can make it go wrong.
     res = soak(lab, name, tmp_path, cycles=300, module_dir=FAULTY / "race")
-    assert res.summary["threading"] == "multi"
+    assert res.summary.threading == "multi"
     assert res.verdict.module_failed, explain(res)
-    assert res.summary["cycles"] < 300, explain(res)
+    assert res.summary.cycles < 300, explain(res)
 
 
 @pytest.mark.parametrize("name", ["i386-up", "alpha-pws500au"])
 def test_the_same_race_is_harmless_on_one_cpu(lab, built, tmp_path, name):
     res = soak(lab, name, tmp_path, cycles=150, module_dir=FAULTY / "race")
     assert res.verdict == "pass", explain(res)
-    assert res.summary["threading"] == "up"
-    assert res.summary["kthreads"]["per_cycle"] == {"4": 150}
+    assert res.summary.threading == "up"
+    assert res.summary.stats.kthreads.per_cycle == {"4": 150}
 
 
 @pytest.mark.parametrize("keep_going", [False, True])
@@ -171,12 +171,12 @@ def test_slow_load_fails_on_timing_and_ends_the_soak_unless_keep_going(lab, buil
     res = soak(lab, "i386-up", tmp_path, cycles=5, module_dir=FAULTY / "slow-load",
                overrides={"max_load_ms": 1000}, keep_going=keep_going)
     assert res.verdict == "fail", explain(res)
-    assert set(res.summary["checks_failed"]) == {"timing-load"}
+    assert set(res.summary.checks_failed) == {"timing-load"}
     # the host judges timing; without --keep-going the agent stops after the failed
     # cycle and the one already under way
     cycles = [r["n"] for r in records(tmp_path) if r["type"] == "cycle"]
     assert cycles == [1, 2, 3, 4, 5] if keep_going else cycles in ([1], [1, 2])
-    assert res.summary["checks_failed"]["timing-load"] == len(cycles)
+    assert res.summary.checks_failed["timing-load"] == len(cycles)
 
 
 def test_zombie_made_during_the_soak_fails(lab, built, tmp_path):
@@ -194,9 +194,9 @@ def test_zombie_made_during_the_soak_fails(lab, built, tmp_path):
     res = run_soak(lab, lab.target("i386-up"), opts, on_record=make_zombie)
     assert done.is_set()
     assert res.verdict == "fail", explain(res)
-    assert "zombies" in res.summary["checks_failed"]
-    first = next(f for f in res.summary["failures"] if f["check"] == "zombies")
-    assert first["cycle"] >= 2
+    assert "zombies" in res.summary.checks_failed
+    first = next(f for f in res.summary.failures if f.check == "zombies")
+    assert first.cycle >= 2
 
 
 def test_threads_are_found_after_the_pid_counter_wraps(lab, built, running, tmp_path):
@@ -214,7 +214,7 @@ def test_threads_are_found_after_the_pid_counter_wraps(lab, built, running, tmp_
     pids = [[t["pid"] for t in r["threads"]] for r in cycles]
     wraps = sum(1 for a, b in zip(pids, pids[1:]) if a and b and min(b) < max(a))
     assert wraps >= 2, pids
-    assert res.summary["kthreads"]["per_cycle"] == {"5": 300}
+    assert res.summary.stats.kthreads.per_cycle == {"5": 300}
 
 
 def test_zombie_its_parent_reaps_within_the_grace_passes(lab, built, tmp_path):
@@ -253,7 +253,7 @@ def test_agent_killed_from_outside_is_infra_not_crash(lab, built, tmp_path):
     res = run_soak(lab, lab.target("i386-up"), opts, on_record=kill_agent)
     assert done.is_set(), explain(res)
     assert res.verdict == "infra" and res.exit_code == 2, explain(res)
-    assert "killed from outside" in res.summary["reason"], explain(res)
+    assert "killed from outside" in res.summary.reason, explain(res)
 
 
 def test_records_stalled_between_guest_and_host_are_infra_not_a_hang(lab, built, tmp_path):
@@ -278,8 +278,8 @@ def test_records_stalled_between_guest_and_host_are_infra_not_a_hang(lab, built,
     res = run_soak(lab, lab.target("i386-up"), opts, on_record=stop_relay)
     assert done.is_set(), explain(res)
     assert res.verdict == "infra" and res.exit_code == 2, explain(res)
-    assert "waits to write its records (pipe_write)" in res.summary["reason"], explain(res)
-    assert res.summary["failures"] == []
+    assert "waits to write its records (pipe_write)" in res.summary.reason, explain(res)
+    assert res.summary.failures == ()
 
 
 def test_lab_down_during_a_soak_ends_it_as_infra_with_the_reason(lab, built, tmp_path):
@@ -294,7 +294,7 @@ def test_lab_down_during_a_soak_ends_it_as_infra_with_the_reason(lab, built, tmp
     opts = SoakOptions(out=tmp_path, accel="tcg", cycles=100000)
     res = run_soak(lab, lab.target("i386-up"), opts, on_record=stop_guest)
     assert res.verdict == "infra" and res.exit_code == 2, explain(res)
-    assert "from outside" in res.summary["reason"], res.summary["reason"]
+    assert "from outside" in res.summary.reason, res.summary.reason
 
 
 def test_a_module_from_the_kernel_tree_passes_without_lab_yaml(lab, built, tmp_path):
@@ -312,4 +312,4 @@ def test_a_module_from_the_kernel_tree_passes_without_lab_yaml(lab, built, tmp_p
     (mod / "Kbuild").write_text("obj-m += kobject-example.o\n")
     res = soak(lab, "i386-up", tmp_path / "out", cycles=25, module_dir=mod)
     assert res.verdict == "pass", explain(res)
-    assert res.summary["module"] == "kobject_example" and res.summary["cycles"] == 25
+    assert res.summary.module.name == "kobject_example" and res.summary.cycles == 25

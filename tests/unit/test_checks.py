@@ -3,9 +3,8 @@
 import pytest
 
 from lab.soak.checks import (check_blocked, check_cycle, judge_kmemleak, memory_trend,
-                             parse_kmemleak, percentiles, summarize, thread_census, wake_periods)
+                             parse_kmemleak, percentiles, thread_census, wake_periods)
 from lab.soak.thresholds import Thresholds
-from lab.verdict import Verdict
 
 T = Thresholds(max_load_ms=100, max_threads_ms=200, max_unload_ms=100, period_tolerance_pct=10,
                max_jitter_ms=50, leak_kb_per_cycle=4, leak_min_kb=128, mem_noise_kb=4096)
@@ -164,15 +163,3 @@ def test_percentiles():
     assert (p["p50"], p["p95"], p["p99"], p["max"]) == (50.0, 95.0, 99.0, 100.0)
     assert percentiles([])["p50"] is None
 
-
-def test_summary_counts():
-    recs = [{"type": "baseline", "procs": 38, "zombies": 0},
-            {**CLEAN, "n": 1}, {**CLEAN, "n": 2, "zombies": 1, "procs": 41}]
-    fails = [f for r in recs[1:] for f in check_cycle(r, T, 2, None)]
-    s = summarize(recs, fails, Verdict.FAIL, T)
-    assert s["verdict"] == "fail"
-    assert s["cycles"] == 2 and s["failed_cycles"] == 1
-    assert s["checks_failed"] == {"zombies": 1}
-    assert s["processes"] == {"baseline": 38, "first": 40, "last": 41, "max": 41}
-    assert s["latency_ms"]["load"]["max"] == 5.0
-    assert s["thresholds"]["max_load_ms"] == 100

@@ -28,7 +28,7 @@ def test_images_list_json_empty_cache(lab_dirs, capsys):
 
 
 def test_bad_params_are_an_infra_error(lab_dirs):
-    from lab.soak import parse_params
+    from lab.soak.run import parse_params
     import pytest
     from lab.errors import LabError
     assert parse_params("nthreads=3 period_ms=50") == {"nthreads": "3", "period_ms": "50"}

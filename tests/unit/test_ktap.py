@@ -3,8 +3,20 @@
 import re
 
 from lab.integrations.ktap import KtapSoak, header, replay
+from lab.results import CycleStats, Failure, SoakSummary
+from lab.verdict import Verdict
 
 LINE = re.compile(r"^(    )*(KTAP version 1|1\.\.\d+|# .*|(not )?ok \d+ \S+( # .*)?)$")
+
+
+def summary(verdict, reason="", failed=()):
+    """A summary whose failures are ``failed``: (cycle, check) pairs."""
+    checks = {}
+    for _, check in failed:
+        checks[check] = checks.get(check, 0) + 1
+    return SoakSummary("i386-up", "i386", Verdict(verdict), reason=reason,
+                       failures=tuple(Failure(n, c, "") for n, c in failed),
+                       stats=CycleStats(checks_failed=checks))
 
 
 def collect(fn):
@@ -20,8 +32,7 @@ def test_streamed_soak_with_a_failed_cycle_and_an_early_end():
     k.record({"type": "baseline"})
     k.record({"type": "cycle", "n": 1, "failures": []})
     k.record({"type": "cycle", "n": 2, "failures": ["threads-left", "kernel-log"]})
-    k.finish({"verdict": "fail", "reason": "", "checks_failed": {"threads-left": 1},
-              "failures": [{"cycle": 2, "check": "threads-left"}]})
+    k.finish(summary("fail", failed=[(2, "threads-left")]))
     assert out == [
         "KTAP version 1", "1..1",
         "    KTAP version 1", "    # Subtest: soak.i386-up", "    1..4",
@@ -36,14 +47,14 @@ def test_streamed_soak_with_a_failed_cycle_and_an_early_end():
 
 def test_passing_cell_replayed_and_soak_wide_failures_noted():
     recs = [{"type": "cycle", "n": n, "failures": []} for n in (1, 2)]
-    ok = collect(lambda emit: replay(2, "alpha-es40", 2, recs, {"verdict": "pass"}, emit))
+    ok = collect(lambda emit: replay(2, "alpha-es40", 2, recs, summary("pass"), emit))
     assert ok[-1] == "ok 2 soak.alpha-es40"
-    leak = collect(lambda emit: replay(1, "i386-up", 2, recs, {
-        "verdict": "fail", "reason": "", "checks_failed": {"mem-growth": 1},
-        "failures": [{"cycle": 2, "check": "mem-growth"}]}, emit))
+    leak = collect(lambda emit: replay(1, "i386-up", 2, recs,
+                                       summary("fail", failed=[(2, "mem-growth")]), emit))
     assert "    # soak-wide check failed: mem-growth" in leak
     assert leak[-1] == "not ok 1 soak.i386-up # fail: mem-growth"
-    infra = collect(lambda emit: replay(1, "i386-up", 2, [], {
-        "verdict": "infra", "reason": "QEMU exited (status 0)\nmore detail"}, emit))
+    infra = collect(lambda emit: replay(1, "i386-up", 2, [],
+                                        summary("infra", "QEMU exited (status 0)\nmore detail"),
+                                        emit))
     assert infra[-1] == "not ok 1 soak.i386-up # infra: QEMU exited (status 0)"
     assert all(LINE.match(line) for line in ok + leak + infra)
