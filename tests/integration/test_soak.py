@@ -165,6 +165,42 @@ def test_the_same_race_is_harmless_on_one_cpu(lab, built, tmp_path, name):
     assert res.summary.stats.kthreads.per_cycle == {"4": 150}
 
 
+@pytest.mark.parametrize("name", BOTH)
+@pytest.mark.parametrize("module, named", [
+    ("chrdev-left", "char major "),                    # only /proc/devices knows
+    ("misc-left", "device /devices/virtual/misc/ctlpanel"),   # the kernel's uevents
+])
+def test_a_registration_left_after_unload_is_named_in_its_cycle(lab, built, tmp_path, name,
+                                                                 module, named):
+    res = soak(lab, name, tmp_path, cycles=20, module_dir=FAULTY / module)
+    # a misc device left registered points into the freed module: the next load's
+    # misc_register() may crash on it, after the cycle that left it was judged
+    assert res.verdict in ("fail", "crash"), explain(res)
+    regs = [f for f in res.summary.failures if f.check == "registrations"]
+    assert regs and regs[0].cycle == 1, explain(res)
+    assert named in regs[0].message and "still there after unload" in regs[0].message
+
+
+@pytest.mark.parametrize("name", BOTH)
+def test_a_failed_init_names_the_thread_it_left_running(lab, built, tmp_path, name):
+    res = soak(lab, name, tmp_path, cycles=10, module_dir=FAULTY / "init-leaves-thread")
+    assert res.verdict in ("fail", "crash"), explain(res)
+    first = res.summary.failures[0]
+    assert first.check == "syscall" and first.cycle == 1, explain(res)
+    assert first.message.startswith("init_module: No such device, and the failed load left "
+                                    "thread rtl-poll (pid "), first.message
+
+
+@pytest.mark.parametrize("name", BOTH)
+def test_modules_that_register_and_unregister_or_fail_cleanly_leave_nothing(lab, built,
+                                                                            tmp_path, name):
+    res = soak(lab, name, tmp_path / "registers", cycles=30, module_dir=GOOD / "registers")
+    assert res.verdict == "pass", explain(res)
+    res = soak(lab, name, tmp_path / "fails", cycles=3, module_dir=GOOD / "init-fails-cleanly")
+    assert res.verdict == "fail" and set(res.summary.checks_failed) == {"syscall"}, explain(res)
+    assert res.summary.failures[0].message == "init_module: No such device"
+
+
 @pytest.mark.parametrize("keep_going", [False, True])
 def test_slow_load_fails_on_timing_and_ends_the_soak_unless_keep_going(lab, built, tmp_path,
                                                                         keep_going):
