@@ -78,7 +78,9 @@ class Timeouts:
 
     boot: float = 120.0        # QEMU start to SSH answering
     silence: float = 60.0      # no console output and no SSH: a silent hang
-    ssh_command: float = 60.0  # one command over SSH
+    # One command over SSH: `lab ssh NAME -- CMD`, and every command of lab's own that
+    # names no timeout of its own (a build or a test run in the guest may take minutes).
+    ssh_command: float = 300.0
     shutdown: float = 20.0     # soft shutdown before the hard one
     # The guest said "sshd ready" but SSH never answers: give this boot up (and boot
     # again once). A guest whose NIC passes no packet says so itself within about

@@ -193,7 +193,7 @@ def test_lab_ssh_commands_default_to_the_targets_ssh_command_timeout(lab_dirs, m
     monkeypatch.setattr("sys.stdin", None)
     assert main(["ssh", "g", "--", "true"]) == 0
     assert main(["ssh", "--timeout", "7", "g", "--", "true"]) == 0
-    assert RecordingConnection.timeouts == [60.0 * 2, 7.0]
+    assert RecordingConnection.timeouts == [300.0 * 2, 7.0]
 
 
 def test_guest_connections_default_to_the_targets_ssh_command_timeout(lab_dirs, monkeypatch):
@@ -207,4 +207,4 @@ def test_guest_connections_default_to_the_targets_ssh_command_timeout(lab_dirs, 
     target = replace(target, timeouts=replace(target.timeouts, ssh_command=123.0))
     assert Guest(rec, target).connection().command_timeout == 123.0
     assert Guest(rec, target).connection(command_timeout=5).command_timeout == 5
-    assert Guest(rec).connection().command_timeout == 60.0    # known by its record only
+    assert Guest(rec).connection().command_timeout == 300.0    # known by its record only
