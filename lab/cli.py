@@ -14,10 +14,19 @@ from typing import Iterator, Sequence
 from rich.console import Console
 from rich.table import Table
 
-from . import __version__, interrupt
+from . import __version__, cli_module, interrupt
+from .build import build_targets, ensure_images
+from .cache import Store
 from .cli_common import kernel_flags, kernel_options, variant_of
-from .config import THREADING_LABELS, Timeouts, parse_timeout_factor
+from .config import DEFAULT_TARGET, THREADING_LABELS, Timeouts, load_lab, parse_timeout_factor
 from .errors import LabError
+from .guest.lifecycle import down, find, up
+from .guest.qemu import Guest
+from .guest.state import all_records, remove
+from .images import kernel_step
+from .images.kernel import parse_config
+from .keys import client_key_path
+from .paths import cache_dir, project_root
 from .verdict import Verdict
 
 
@@ -65,13 +74,11 @@ class UI:
 
 
 def _lab():
-    from .config import load_lab
     return load_lab()
 
 
 # ---- images ---------------------------------------------------------------------
 def cmd_images_build(args, ui: UI) -> int:
-    from .build import build_targets
     lab = _lab()
     names = list(lab.targets) if args.all or not args.targets else args.targets
     targets = [variant_of(lab, lab.target(n), args) for n in names]
@@ -91,8 +98,6 @@ def cmd_images_build(args, ui: UI) -> int:
 
 
 def cmd_images_list(args, ui: UI) -> int:
-    from .cache import Store
-    from .paths import cache_dir
     arts = Store(cache_dir()).all()
     rows = []
     for a in arts:
@@ -111,10 +116,6 @@ def cmd_images_list(args, ui: UI) -> int:
 
 def cmd_images_show(args, ui: UI) -> int:
     """The effective kernel .config of a target (with --kernel/--config/--config-fragment)."""
-    from .cache import Store
-    from .images import kernel_step
-    from .images.kernel import parse_config
-    from .paths import cache_dir, project_root
     lab = _lab()
     target = variant_of(lab, lab.target(args.target or lab.default_target), args)
     step = kernel_step(lab, target)
@@ -139,7 +140,6 @@ def cmd_images_show(args, ui: UI) -> int:
 
 # ---- guests ------------------------------------------------------------------------
 def _reach(rec) -> dict:
-    from .keys import client_key_path
     plain = ["ssh", "-p", str(rec.ssh_port), "-i", str(client_key_path()),
              "-o", f"UserKnownHostsFile={rec.known_hosts}", "-o", "StrictHostKeyChecking=yes",
              "root@127.0.0.1"]
@@ -147,8 +147,6 @@ def _reach(rec) -> dict:
 
 
 def cmd_up(args, ui: UI) -> int:
-    from .build import ensure_images
-    from .guest.lifecycle import up
     lab = _lab()
     target = variant_of(lab, lab.target(args.target or lab.default_target), args)
     t0 = time.monotonic()
@@ -179,7 +177,6 @@ def cmd_up(args, ui: UI) -> int:
 
 
 def _names(args) -> list[str]:
-    from .guest.state import all_records
     if args.all:
         return [r.name for r in all_records()]
     if not args.name:
@@ -188,7 +185,6 @@ def _names(args) -> list[str]:
 
 
 def cmd_down(args, ui: UI) -> int:
-    from .guest.lifecycle import down
     results = {}
     for name in _names(args):
         with ui.status(f"stopping {name}"):
@@ -204,8 +200,6 @@ def cmd_down(args, ui: UI) -> int:
 
 
 def cmd_status(args, ui: UI) -> int:
-    from .guest.qemu import Guest
-    from .guest.state import all_records, remove
     rows = []
     for rec in all_records():
         g = Guest(rec)
@@ -244,8 +238,6 @@ def cmd_status(args, ui: UI) -> int:
 
 
 def cmd_ssh(args, ui: UI) -> int:
-    from .guest.qemu import Guest
-    from .guest.lifecycle import find
     rec = find(args.name)
     command = [c for c in args.command if c != "--"]
     if not command:
@@ -266,8 +258,6 @@ def cmd_ssh(args, ui: UI) -> int:
 
 
 def cmd_console(args, ui: UI) -> int:
-    from .guest.qemu import Guest
-    from .guest.lifecycle import find
     rec = find(args.name)
     path = rec.console_log
     with open(path, "rb") as f:
@@ -308,11 +298,11 @@ def parser() -> argparse.ArgumentParser:
     kernel_options(b, "the targets'")
     add("list", cmd_images_list, "list built artifacts", parent=isub)
     sh = add("show", cmd_images_show, "print a target's effective kernel .config", parent=isub)
-    sh.add_argument("target", nargs="?", help="target name (default: alpha-es40)")
+    sh.add_argument("target", nargs="?", help=f"target name (default: {DEFAULT_TARGET})")
     kernel_options(sh)
 
     u = add("up", cmd_up, "boot a guest and wait until SSH answers")
-    u.add_argument("target", nargs="?", help="target name (default: alpha-es40)")
+    u.add_argument("target", nargs="?", help=f"target name (default: {DEFAULT_TARGET})")
     u.add_argument("--name", help="guest name (default: the target name)")
     u.add_argument("--smp", type=int, help="override the target's vCPU count")
     u.add_argument("--memory", type=int, help="override the target's memory (MiB)")
@@ -339,7 +329,6 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("name")
     c.add_argument("-f", "--follow", action="store_true")
 
-    from . import cli_module
     cli_module.register(sub, add)
     return p
 

@@ -2,21 +2,40 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                           TimeElapsedColumn)
+from rich.table import Table
+
 from .cli_common import kernel_options, variant_of
-from .report import threading_label
+from .config import DEFAULT_TARGET, load_lab
+from .deploy import module_remote_path, put_file
+from .errors import LabError
+from .guest.lifecycle import find
+from .guest.qemu import Guest
+from .integrations import ktap
+from .integrations.bisect import BISECT_EXIT, bisect
+from .integrations.kcidb import export
+from .matrix import default_jobs, parse_shard, run_matrix, shard_cells
+from .module import build_module
+from .report import load_records, soak_facts, threading_label, write_report
+from .results import SoakSummary
+from .soak.run import SoakOptions, run_soak
+from .soak.thresholds import NAMES
+from .verdict import Verdict
 from .results.files import CONSOLE, JUNIT, RECORDS, REPORT_DIR, REPORT_HTML, SUMMARY
 
 
 def _lab():
-    from .config import load_lab
     return load_lab()
 
 
 def cmd_module_build(args, ui) -> int:
-    from .module import build_module
     lab = _lab()
     target = lab.target(args.target or lab.default_target)
     with ui.status(f"building module for {target.name}") as status:
@@ -32,15 +51,10 @@ def cmd_module_build(args, ui) -> int:
 
 
 def cmd_deploy(args, ui) -> int:
-    from .deploy import module_remote_path, put_file
-    from .guest.qemu import Guest
-    from .guest.lifecycle import find
-    from .module import build_module
     lab = _lab()
     target = lab.target(args.target or lab.default_target)
     rec = find(args.name or target.name)
     if rec.target != target.name:
-        from .errors import LabError
         raise LabError(f"guest {rec.name} runs target {rec.target}, not {target.name}")
     with ui.status(f"deploying to {rec.name}") as status:
         mod, _ = build_module(lab, target, args.module, status=status)
@@ -70,7 +84,7 @@ def register(sub, add) -> None:
     d.add_argument("--name", help="guest name (default: the target name)")
 
     s = add("soak", cmd_soak, "load/unload soak with timing, thread and zombie checks")
-    s.add_argument("--target", action="append", help="target (repeatable; default alpha-es40)")
+    s.add_argument("--target", action="append", help=f"target (repeatable; default {DEFAULT_TARGET})")
     s.add_argument("--cycles", type=int, default=100)
     s.add_argument("--module", type=Path, help="module directory (default: the lab's module/)")
     s.add_argument("--params", default="", help='module parameters, "k=v ..."')
@@ -91,7 +105,7 @@ def register(sub, add) -> None:
     bi = add("bisect", cmd_bisect, "find the module commit that broke the soak (git bisect)")
     bi.add_argument("good", help="a commit that passes")
     bi.add_argument("bad", help="a commit that fails")
-    bi.add_argument("--target", help="target (default alpha-es40)")
+    bi.add_argument("--target", help=f"target (default {DEFAULT_TARGET})")
     bi.add_argument("--cycles", type=int, default=20, help="soak cycles per step")
     bi.add_argument("--module", type=Path, default=Path("."),
                     help="module directory inside a git work tree (default: here)")
@@ -128,7 +142,6 @@ def register(sub, add) -> None:
 
 
 def _thresholds(parser) -> None:
-    from .soak.thresholds import NAMES
     for name in NAMES:
         parser.add_argument("--" + name.replace("_", "-"), dest=name, type=float, default=None,
                             help=f"threshold override ({name})")
@@ -136,8 +149,6 @@ def _thresholds(parser) -> None:
 
 def _soak_options(args, **kw):
     """SoakOptions from the shared soak/matrix flags, checked before anything runs."""
-    from .soak.run import SoakOptions
-    from .soak.thresholds import NAMES
     opts = SoakOptions(cycles=args.cycles, module_dir=args.module, params=args.params,
                        dwell_every=args.dwell_every, dwell_s=args.dwell, accel=args.accel,
                        overrides={k: getattr(args, k) for k in NAMES}, **kw)
@@ -157,8 +168,6 @@ class SoakProgress:
 
     def __enter__(self):
         if self.ui.live:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn)
             self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                 TextColumn("{task.fields[rate]} cycles/s  failures {task.fields[fails]}"),
                                 TimeElapsedColumn(), console=self.ui.err, transient=True)
@@ -201,7 +210,6 @@ class SoakProgress:
 
 
 def cmd_soak(args, ui) -> int:
-    from .errors import LabError
     try:
         return _soak_all(args, ui)
     except LabError as e:
@@ -214,7 +222,6 @@ def cmd_soak(args, ui) -> int:
 
 def _one_stdout_format(args, ui) -> None:
     if args.ktap and ui.json_mode:
-        from .errors import LabError
         raise LabError("--ktap and --json both want stdout: choose one")
 
 
@@ -223,10 +230,7 @@ def _ktap_line(line: str) -> None:
 
 
 def _soak_all(args, ui) -> int:
-    from dataclasses import replace
 
-    from .integrations import ktap
-    from .soak.run import run_soak
     base = _soak_options(args, keep=args.keep, keep_going=args.keep_going)
     _one_stdout_format(args, ui)
     lab = _lab()
@@ -254,17 +258,14 @@ def _soak_all(args, ui) -> int:
     if ui.json_mode:
         ui.emit_json([r.summary.to_json() for r in results])
     if args.bisect_exit_codes:
-        from .integrations.bisect import BISECT_EXIT
         return max(BISECT_EXIT[r.verdict] for r in results)
     return max(r.exit_code for r in results)
 
 
 def cmd_bisect(args, ui) -> int:
-    from .integrations.bisect import bisect
     lab = _lab()
     target = lab.target(args.target or lab.default_target)
     if args.cycles < 1:
-        from .errors import LabError
         raise LabError(f"--cycles {args.cycles}: must be 1 or more")
     with ui.status(f"bisecting on {target.name}") as status:
         res = bisect(args.module, args.good, args.bad, target.name, args.cycles, args.out,
@@ -286,7 +287,6 @@ def _fmt(v, unit=""):
 
 
 def print_summary(ui, res) -> None:
-    from rich.table import Table
     s = res.summary
     # run_soak returns a summary only once a guest ran the soak: every part is there
     setup, stats, module = s.setup, s.stats, s.module
@@ -308,7 +308,6 @@ def print_summary(ui, res) -> None:
     if p.samples:
         ui.out.print(f"wake period: mean {_fmt(p.mean)} ms, jitter {_fmt(p.jitter)} ms "
                      f"(module period {module.period_ms if module else None} ms)")
-    from .report import soak_facts
     for line in soak_facts(s):
         ui.out.print(line, markup=False)
     pr = stats.processes
@@ -330,10 +329,7 @@ def print_summary(ui, res) -> None:
 
 
 def cmd_matrix(args, ui) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from .matrix import default_jobs, parse_shard, run_matrix
-    from .report import write_report
     base = _soak_options(args)
     lab = _lab()
     targets = [variant_of(lab, lab.target(t), args) for t in (args.targets or sorted(lab.targets))]
@@ -380,18 +376,12 @@ def cmd_matrix(args, ui) -> int:
         for c in cells:
             ui.out.print(f"{c.target.name:16} {c.verdict:6} {c.seconds:7.1f}s  {c.out}")
         ui.out.print(f"report: {args.out / REPORT_HTML}")
-    from .verdict import Verdict
     return max((Verdict(c.verdict).exit_code for c in cells), default=0)
 
 
 def _ktap_cells(args, targets, shard):
     """KTAP header now; each cell's block when it ends (numbered in the order cells end)."""
-    import threading
 
-    from .integrations import ktap
-    from .matrix import shard_cells
-    from .report import load_records
-    from .results import SoakSummary
     ktap.header(len(shard_cells([t.name for t in targets], shard)), _ktap_line)
     lock, count = threading.Lock(), [0]
 
@@ -405,9 +395,7 @@ def _ktap_cells(args, targets, shard):
 
 
 def cmd_export_kcidb(args, ui) -> int:
-    import json
 
-    from .integrations.kcidb import export
     data = json.dumps(export(args.dirs), indent=2, sort_keys=True)
     if args.out:
         args.out.write_text(data + "\n")
@@ -419,7 +407,6 @@ def cmd_export_kcidb(args, ui) -> int:
 
 
 def cmd_report(args, ui) -> int:
-    from .report import write_report
     out = args.out or (args.dirs[0] / REPORT_DIR / REPORT_HTML)
     merged = write_report(args.dirs, out, args.previous)
     if ui.json_mode:

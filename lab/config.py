@@ -58,6 +58,9 @@ ARCHES: dict[str, ArchSpec] = {
                          "has lost its interrupt and PCI setup"),
 }
 
+# The target a command runs on when none is named: the machine the lab was made for.
+DEFAULT_TARGET = "alpha-es40"
+
 # How TCG runs an SMP guest's vCPUs: "multi", one host thread per vCPU (the default on
 # every target: two threads of a module really run at the same instant, so races
 # show), or "single", one host thread taking the vCPUs in turn (-accel
@@ -417,7 +420,7 @@ class Lab:
     root: Path
     targets: Mapping[str, Target]
     profiles: Mapping[str, KernelProfile]
-    default_target: str = "alpha-es40"
+    default_target: str = DEFAULT_TARGET
 
     def target(self, name: str) -> Target:
         if name not in self.targets:

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
+from ..config import DEFAULT_TARGET
+
 if TYPE_CHECKING:  # pytest loads this plugin in every session: lab's own modules only on use
     from ..results import SoakSummary
-
-DEFAULT_TARGET = "i386-up"
 
 
 def pytest_addoption(parser) -> None:

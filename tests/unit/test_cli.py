@@ -186,7 +186,7 @@ def test_lab_ssh_commands_default_to_the_targets_ssh_command_timeout(lab_dirs, m
     from lab.guest.qemu import Guest
     monkeypatch.setenv("LAB_TIMEOUT_FACTOR", "2")
     rec = a_record(lab_dirs / "run" / "g")
-    monkeypatch.setattr("lab.guest.lifecycle.find", lambda name: rec)
+    monkeypatch.setattr("lab.cli.find", lambda name: rec)
     monkeypatch.setattr(RecordingConnection, "timeouts", [])
     monkeypatch.setattr(Guest, "connection",
                         lambda self, command_timeout: RecordingConnection(command_timeout))
