@@ -282,8 +282,8 @@ def parser() -> argparse.ArgumentParser:
                         "hosts, or auto (or LAB_TIMEOUT_FACTOR)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    def add(name, func, help_, json_flag=True, parent=sub):
-        sp = parent.add_parser(name, help=help_)
+    def add(name, func, help_, json_flag=True, parent=sub, parents=()):
+        sp = parent.add_parser(name, help=help_, parents=list(parents))
         sp.set_defaults(func=func)
         if json_flag:
             sp.add_argument("--json", action="store_true", help="machine-readable output")

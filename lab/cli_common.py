@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .images.variant import variant
+
 
 def kernel_options(p: argparse.ArgumentParser, what: str = "the target's") -> None:
     """--kernel, --config and --config-fragment: one set for every command that boots or builds."""
@@ -16,7 +18,6 @@ def kernel_options(p: argparse.ArgumentParser, what: str = "the target's") -> No
 
 
 def variant_of(lab, target, args):
-    from .images.variant import variant
     return variant(lab, target, args.kernel, args.config, args.config_fragment)
 
 

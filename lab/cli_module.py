@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import threading
 import time
@@ -72,6 +73,7 @@ def cmd_deploy(args, ui) -> int:
 
 def register(sub, add) -> None:
     """Add this module's subcommands to the parser."""
+    soak_options = _soak_parent()
     m = sub.add_parser("module", help="build the module under test")
     msub = m.add_subparsers(dest="module_command", required=True)
     b = add("build", cmd_module_build, "cross-build a module for a target", parent=msub)
@@ -83,24 +85,16 @@ def register(sub, add) -> None:
     d.add_argument("--module", type=Path, help="module directory (default: the lab's module/)")
     d.add_argument("--name", help="guest name (default: the target name)")
 
-    s = add("soak", cmd_soak, "load/unload soak with timing, thread and zombie checks")
+    s = add("soak", cmd_soak, "load/unload soak with timing, thread and zombie checks",
+            parents=[soak_options])
     s.add_argument("--target", action="append", help=f"target (repeatable; default {DEFAULT_TARGET})")
-    s.add_argument("--cycles", type=int, default=100)
-    s.add_argument("--module", type=Path, help="module directory (default: the lab's module/)")
-    s.add_argument("--params", default="", help='module parameters, "k=v ..."')
-    s.add_argument("--dwell-every", type=int, default=0, metavar="K",
-                   help="every K-th cycle keep the module loaded --dwell seconds")
-    s.add_argument("--dwell", type=float, default=0.0, metavar="S")
     s.add_argument("--keep", action="store_true", help="leave a guest the soak booted running")
     s.add_argument("--keep-going", action="store_true", help="continue after a failed cycle")
     s.add_argument("--out", type=Path, default=Path("results"), help="results directory")
-    s.add_argument("--accel", choices=("auto", "tcg", "kvm"), default="auto")
-    kernel_options(s)
     s.add_argument("--ktap", action="store_true", help="stream KTAP v1 to stdout (one subtest per cycle)")
     s.add_argument("--bisect-exit-codes", action="store_true",
                    help="exit as `git bisect run` wants: 0 pass, 1 fail/crash/hang, 125 infra "
                         "(skip), 128 interrupted (abort)")
-    _thresholds(s)
 
     bi = add("bisect", cmd_bisect, "find the module commit that broke the soak (git bisect)")
     bi.add_argument("good", help="a commit that passes")
@@ -112,20 +106,13 @@ def register(sub, add) -> None:
     bi.add_argument("--out", type=Path, default=Path("bisect-results"),
                     help="results: one soak directory per commit tested, bisect.log")
 
-    mx = add("matrix", cmd_matrix, "soak every target, several guests at once, then report")
+    mx = add("matrix", cmd_matrix, "soak every target, several guests at once, then report",
+             parents=[soak_options])
     mx.add_argument("--targets", nargs="+", help="targets (default: all)")
-    mx.add_argument("--cycles", type=int, default=100)
     mx.add_argument("--jobs", type=int, default=None, help="guests at once (default: from cores and memory)")
     mx.add_argument("--shard", help="I/N: run the I-th of N stable subsets of the cells")
     mx.add_argument("--out", type=Path, default=Path("matrix-results"))
-    mx.add_argument("--module", type=Path)
-    mx.add_argument("--params", default="")
-    mx.add_argument("--dwell-every", type=int, default=0, metavar="K")
-    mx.add_argument("--dwell", type=float, default=0.0, metavar="S")
-    mx.add_argument("--accel", choices=("auto", "tcg", "kvm"), default="auto")
-    kernel_options(mx, "the targets'")
     mx.add_argument("--ktap", action="store_true", help="KTAP v1 on stdout, a block per cell as it ends")
-    _thresholds(mx)
 
     ex = sub.add_parser("export", help="soak results in other systems' formats")
     exsub = ex.add_subparsers(dest="export_command", required=True)
@@ -139,6 +126,22 @@ def register(sub, add) -> None:
     r.add_argument("--previous", nargs="+", type=Path, default=[], metavar="DIR",
                    help="an earlier run's results, for new failures, fixes and regressions")
     r.add_argument("--out", type=Path, help="report.html path (default: DIR/report/report.html)")
+
+
+def _soak_parent() -> argparse.ArgumentParser:
+    """The options `lab soak` and `lab matrix` share: what each soak does, on which
+    kernel, judged by which thresholds."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--cycles", type=int, default=100)
+    p.add_argument("--module", type=Path, help="module directory (default: the lab's module/)")
+    p.add_argument("--params", default="", help='module parameters, "k=v ..."')
+    p.add_argument("--dwell-every", type=int, default=0, metavar="K",
+                   help="every K-th cycle keep the module loaded --dwell seconds")
+    p.add_argument("--dwell", type=float, default=0.0, metavar="S")
+    p.add_argument("--accel", choices=("auto", "tcg", "kvm"), default="auto")
+    kernel_options(p, "each target's")
+    _thresholds(p)
+    return p
 
 
 def _thresholds(parser) -> None:
