@@ -14,6 +14,7 @@ import os
 import yaml
 
 from .errors import ConfigError, LabError
+from . import hostload   # as a module: tests give it another host's load
 from .paths import project_root
 
 
@@ -272,12 +273,11 @@ def timeout_factor(threads: int = 1) -> float:
 def timeout_policy(threads: int = 1) -> tuple[float, str]:
     """The factor and where it came from. LAB_TIMEOUT_FACTOR (`lab --timeout-factor F`)
     sets it; unset or "auto", it follows the host's load (lab.hostload)."""
-    from .hostload import auto_factor, read_load
     raw = os.environ.get("LAB_TIMEOUT_FACTOR", "auto")
     factor = parse_timeout_factor(raw)
     if factor is None:
-        load = read_load()
-        factor = auto_factor(threads, load)
+        load = hostload.read_load()
+        factor = hostload.auto_factor(threads, load)
         return factor, (f"auto: load {load.runnable:.2f} on {load.cores} cores, "
                         f"{threads} vCPU thread(s): x{factor:g}")
     return factor, f"LAB_TIMEOUT_FACTOR={raw}"

@@ -16,11 +16,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
+from . import hostload
+from .build import ensure_images
 from .config import Lab, Target
 from .errors import LabError
 from .interrupt import STOP, reason as stop_reason
+from .module import build_module
 from .results import SoakSummary, write_json, write_summary
 from .results.files import MATRIX
+from .soak.agent import build_agent
+from .soak.run import run_soak
 from .verdict import Verdict
 
 GUEST_MEMORY_GIB = 1.0  # a guest's RAM plus QEMU's own, for the default job count
@@ -46,12 +51,11 @@ def shard_cells(names: Sequence[str], shard: tuple[int, int]) -> list[str]:
 
 def default_jobs() -> int:
     """Guests at once: one per core that other work leaves free, as memory allows."""
-    from .hostload import free_core_slots, read_load
     try:
         mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError):
         mem_gib = 2.0
-    return max(1, min(free_core_slots(read_load()), int(mem_gib / GUEST_MEMORY_GIB)))
+    return max(1, min(hostload.free_core_slots(hostload.read_load()), int(mem_gib / GUEST_MEMORY_GIB)))
 
 
 @dataclass
@@ -69,10 +73,6 @@ def run_matrix(lab: Lab, targets: Sequence[Target], base_opts, out: Path, jobs: 
                progress_for: Callable[[Cell], Callable] = lambda c: (lambda rec, fails: None)
                ) -> list[Cell]:
     """Soak every cell of this shard; returns the cells with their verdicts."""
-    from .soak.agent import build_agent
-    from .build import ensure_images
-    from .module import build_module
-    from .soak.run import run_soak
 
     names = shard_cells([t.name for t in targets], shard)
     cells = [Cell(lab.target(n), out / n) for n in names]

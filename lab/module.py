@@ -20,7 +20,7 @@ import yaml
 from .build import ensure_images
 from .cache import Artifact, Store, file_digest
 from .config import ARCHES, Lab, Target
-from .errors import LabError
+from .errors import ConfigError, LabError
 from .images import kernel_step
 from .images.kernel import KernelBuild, parse_config
 from .images.steps import BuildContext, Step, execute, plan
@@ -110,7 +110,6 @@ def load_spec(module_dir: Path) -> ModuleSpec:
     known = set(ModuleSpec.__dataclass_fields__)
     unknown = set(data) - known
     if unknown:
-        from .errors import ConfigError
         raise ConfigError(str(p), sorted(unknown)[0], f"unknown key; valid keys: {', '.join(sorted(known))}")
     return ModuleSpec(**data)
 

@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from qemu.qmp.legacy import QEMUMonitorProtocol
+
 from ..config import Target, Timeouts
 from .console import (CPU_MARK, FATAL, KVM_FATAL, NO_NETWORK_MARK, READY_MARK, STUCK, ConsoleLog,
                       findings)
@@ -479,7 +481,6 @@ class Guest:
 
     def qmp(self, command: str, timeout: float = 3.0, **args):
         """One QMP command through qemu.qmp; returns its result."""
-        from qemu.qmp.legacy import QEMUMonitorProtocol
         with deferred_interrupt():    # bounded by ``timeout``: a Ctrl-C lands right after
             mon = QEMUMonitorProtocol(str(self.record.qmp_socket))
             try:

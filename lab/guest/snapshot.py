@@ -29,6 +29,7 @@ from ..config import Target
 from ..deadline import Deadline
 from ..errors import GuestError
 from ..images import GuestImages
+from .qemu import qemu_command
 
 KIND = "snapshot"
 STATE = "state"
@@ -78,7 +79,6 @@ class Snapshot:
 
 def snapshot_for(target: Target, images: GuestImages, accel: str, smp: int, memory: int,
                  extra_cmdline: str, store: Store) -> Snapshot:
-    from .qemu import qemu_command
     argv = qemu_command(target, images, RUN_PLACEHOLDER, PORT_PLACEHOLDER, accel, smp, memory,
                         extra_cmdline)
     inputs = {"format": FORMAT, "argv": argv, "qemu": qemu_identity(argv[0])}
