@@ -17,7 +17,7 @@ from .junit import write_junit
 from .results import CycleStats, MemSeries, Percentiles, SoakSummary, read_summary, write_json
 from .results.files import JUNIT, RECORDS, REPORT_DIR, SUMMARY
 from .results.store import read_cell
-from .soak.checks import wake_periods
+from .results.stats import wake_periods
 from .verdict import COLOURS as VERDICT_COLOURS, Verdict, worst
 
 COLOURS = {**{str(v): c for v, c in VERDICT_COLOURS.items()}, "missing": "#dddddd"}

@@ -6,7 +6,7 @@ Above the soak, below the report: it may read the soak's pure checks
 (report, JUnit, KCIDB, ...) imports it without them.
 """
 
-from ..soak.checks import CHECKS, Failure
+from .failure import CHECKS, Failure
 from . import files
 from .store import read_cell, read_summary, write_json, write_summary
 from .summary import (MAX_FAILURES, SCHEMA_VERSION, CycleStats, GuestInfo, KthreadCensus,

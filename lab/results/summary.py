@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ..errors import LabError
-from ..soak.checks import Failure, percentiles, thread_census, wake_periods
+from .failure import Failure
+from .stats import percentiles, thread_census, wake_periods
 from ..verdict import Verdict
 
 if TYPE_CHECKING:  # the type only: the config layer is not needed to read a summary

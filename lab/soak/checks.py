@@ -1,49 +1,24 @@
-"""Judging soak records: per-cycle checks, a blocked unload, the memory trend,
-kmemleak's report, wake-up periods, and the statistics the summary
-(lab.results) is made of.
+"""Judging soak records: per-cycle checks, a blocked unload, the memory trend and
+kmemleak's report. What a failure is and the statistics over records live with
+the results (lab.results.failure, lab.results.stats), which this judge writes.
 
 Pure functions over the agent's JSON records, so they are tested without a guest.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..guest.console import classify
+from ..results.failure import CHECKS, Failure
+from ..results.stats import percentiles, thread_census, wake_periods
 from .thresholds import Thresholds
 
-# Every check the soak can fail, in the order a reader meets them (JUnit test cases).
-CHECKS = ("boot", "syscall", "threads-missing", "threads-not-run", "threads-left", "refcount",
-          "module-listed", "registrations", "zombies", "start-messages", "kernel-log", "timing-load",
-          "timing-threads", "timing-unload", "period", "jitter", "mem-growth", "kmemleak",
-          "crash", "hang")
-
-
-@dataclass(frozen=True)
-class Failure:
-    cycle: int
-    check: str
-    message: str
-    evidence: tuple[str, ...] = ()
-
-    def as_json(self) -> dict:
-        return {**asdict(self), "evidence": list(self.evidence)}
-
-
-def wake_periods(wake_ts: Iterable[Iterable[int]]) -> dict[int, list[float]]:
-    """Per thread id, the intervals (ms) between its consecutive wake-up lines."""
-    by_id: dict[int, list[int]] = {}
-    for tid, ts in wake_ts:
-        by_id.setdefault(int(tid), []).append(int(ts))
-    out = {}
-    for tid, stamps in by_id.items():
-        stamps.sort()
-        out[tid] = [(b - a) / 1000.0 for a, b in zip(stamps, stamps[1:])]
-    return out
+__all__ = ["CHECKS", "Failure", "check_cycle", "check_blocked", "memory_trend", "parse_kmemleak",
+           "judge_kmemleak", "percentiles", "thread_census", "wake_periods"]
 
 
 def _names(threads: Sequence[Mapping[str, Any]]) -> str:
@@ -312,28 +287,3 @@ def judge_kmemleak(leaks: list[dict[str, Any]], soak_tasks: set[str], module: st
     return info, Failure(0, "kmemleak", f"kmemleak: {len(mine)} unreferenced object(s), "
                          f"{info['bytes_attributed']} bytes, allocated by the module's load/"
                          "unload or its threads", tuple(ev))
-
-
-def thread_census(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """The first cycle's threads in full, then how many cycles saw how many."""
-    cycles = [r for r in records if r.get("type") == "cycle" and "threads" in r]
-    counts: dict[str, int] = {}
-    for r in cycles:
-        k = str(len(r["threads"]))
-        counts[k] = counts.get(k, 0) + 1
-    first = cycles[0]["threads"] if cycles else []
-    return {"first_cycle": sorted(x["comm"] for x in first), "per_cycle": counts,
-            "pool_workers_max": max((r.get("pool_workers", 0) for r in cycles), default=0)}
-
-
-def percentiles(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"p50": None, "p95": None, "p99": None, "max": None, "mean": None}
-    s = sorted(values)
-
-    def pct(p: float) -> float:
-        k = max(0, min(len(s) - 1, math.ceil(p / 100.0 * len(s)) - 1))
-        return s[k]
-    return {"p50": pct(50), "p95": pct(95), "p99": pct(99), "max": s[-1],
-            "mean": statistics.fmean(s)}
-
