@@ -23,7 +23,7 @@ from lab.paths import cache_dir
 from lab.ssh import ConnectError
 from lab.verdict import BootOutcome
 
-from fakeguest import FakeConnection, images
+from fakeguest import FakeConnection, images, up_on_fake_qemu
 
 def launch(tmp_path, scenario, name="g1"):
     target = load_lab().target("alpha-es40")
@@ -351,24 +351,7 @@ def assert_nothing_left(tmp_path: Path) -> None:
 def start(fake_qemu, monkeypatch, tmp_path):
     """lifecycle.up() of i386-up (a target with snapshots) on the fake QEMU: the
     connection is a FakeConnection once the console shows the ready mark."""
-    import lab.guest.lifecycle as lc
-    monkeypatch.setattr(lc, "images_for", lambda lab, target, store: images(tmp_path))
-    monkeypatch.setattr(lc, "choose_accel", lambda *a: "tcg")
-    monkeypatch.setattr(lc, "SETTLE_BEFORE_SAVE", 0.0)
-    monkeypatch.setattr(Guest, "connection", lambda self, **kw: FakeConnection())
-    monkeypatch.setattr(Guest, "wait_ready",
-                        lambda self, d, s, a=40.0: _ready_without_ssh(self, d, s) and
-                        self.connection().connect())
-    lab = load_lab()
-    started = []
-
-    def bring_up(target="i386-up", **kw):
-        guest, conn = lc.up(lab, lab.target(target), **kw)
-        started.append(guest)
-        return guest
-    yield bring_up
-    for g in started:
-        g.shutdown(hard_only=True)
+    yield from up_on_fake_qemu(monkeypatch, tmp_path)
 
 
 def failing_on_call(real, n: int, exc: BaseException):

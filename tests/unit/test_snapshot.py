@@ -1,50 +1,22 @@
 """Post-boot snapshots against the fake QEMU: when one is taken, used, refused and thrown away."""
 
 import json
-import time
 
 import pytest
 
 from lab.guest import snapshot
 from lab.cache import Store
 from lab.config import load_lab
-from lab.guest.qemu import BootVerdict, Guest
 from lab.paths import cache_dir
 
-from fakeguest import FakeConnection, images
+from fakeguest import images, up_on_fake_qemu
 
 
 @pytest.fixture
 def up(fake_qemu, monkeypatch, tmp_path):
     """lifecycle.up() on the fake QEMU, whose guests have no SSH server: a connection
     is a FakeConnection once the console says ready."""
-    import lab.guest.lifecycle as lc
-    monkeypatch.setattr(lc, "images_for", lambda lab, target, store: images(tmp_path))
-    monkeypatch.setattr(lc, "choose_accel", lambda *a: "tcg")
-    monkeypatch.setattr(lc, "SETTLE_BEFORE_SAVE", 0.0)
-    monkeypatch.setattr(Guest, "connection", lambda self, **kw: FakeConnection())
-    monkeypatch.setattr(Guest, "wait_ready", _ready_mark)
-    lab = load_lab()
-    started = []
-
-    def bring_up(target="i386-up", **kw):
-        guest, conn = lc.up(lab, lab.target(target), **kw)
-        started.append(guest)
-        return guest
-    yield bring_up
-    for g in started:
-        g.shutdown(hard_only=True)
-
-
-def _ready_mark(guest, deadline, silence, ssh_after_ready=40.0):
-    while not deadline.expired():
-        guest.console.poll()
-        if "sshd ready" in guest.console.user_text():
-            return guest.connection().connect()
-        if guest.exit_code() is not None:
-            raise BootVerdict("qemu-exit", "exited", guest.console.tail(), exit_code=guest.exit_code())
-        time.sleep(0.02)
-    raise BootVerdict("timeout", "no ready mark")
+    yield from up_on_fake_qemu(monkeypatch, tmp_path)
 
 
 def snapshots():
