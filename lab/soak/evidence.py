@@ -14,6 +14,10 @@ from ..results.files import HANG_CONSOLE, REGISTERS  # the names only (a leaf of
 # Where a task sleeps while its output waits for a reader: the agent's stdout is
 # a pipe to the SSH server, which stops reading when the guest's network stalls.
 OUTPUT_WAITS = ("pipe_write", "pipe_wait", "wait_woken", "sk_stream_wait_memory")
+# Where it sleeps waiting for the host's answers to its records (its stdin, the same
+# SSH session): the host answers every record at once, so a wait here means the
+# answers, or the records they answer, stopped on the way.
+INPUT_WAITS = ("pipe_read",)
 
 
 @dataclass
@@ -36,6 +40,9 @@ class AgentProbe:
         if self.state == "S" and self.wchan in OUTPUT_WAITS:
             return f"the soak agent waits to write its records ({self.wchan}): " \
                    "the host stopped receiving them"
+        if self.state == "S" and self.wchan in INPUT_WAITS:
+            return f"the soak agent waits for the host's answers to its records " \
+                   f"({self.wchan}): the host answered each, so its session stalled"
         return ""
 
 

@@ -339,6 +339,11 @@ def test_silent_agent_anywhere_else_is_a_hang(tmp_path, probe, note):
     assert "cycle 3 gave no record" in s.reason and note in s.reason
 
 
+def test_agent_waiting_for_answers_the_host_sent_is_a_stalled_session():
+    stalled = AgentProbe(True, "S", "pipe_read").output_stalled
+    assert "waits for the host's answers to its records (pipe_read)" in stalled
+
+
 def test_agent_gone_without_its_exit_status_is_infra():
     assert "never said so" in AgentProbe(True, "").output_stalled
     assert "never said so" in AgentProbe(True, "Z").output_stalled  # its relay never reaped it
