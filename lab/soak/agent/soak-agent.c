@@ -124,6 +124,12 @@ static long long young_zombie_since;	/* the newest new zombie still within its g
 
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* The non-numeric names at the top of /proc at the last full scan, each between
+ * newlines, in readdir order: what the registration check compares. */
+#define PROC_NAMES_SIZE 16384
+static char proc_names_now[PROC_NAMES_SIZE] = "\n";
+static size_t proc_names_len = 1;
+
 static long long now_us(void)
 {
 	struct timespec ts;
@@ -340,6 +346,8 @@ static void full_scan(int procfd, const char *comm, int *named, int *zombies, in
 	memcpy(prev_zombie, zombie, nprev_zombie * sizeof(zombie[0]));
 	nknown = nzombie = 0;
 	young_zombie_since = 0;
+	proc_names_len = 1;
+	proc_names_now[1] = '\0';
 	if (!d)
 		return;
 	rewinddir(d);
@@ -347,8 +355,17 @@ static void full_scan(int procfd, const char *comm, int *named, int *zombies, in
 		struct task key, *seen;
 		int pid;
 
-		if (!isdigit((unsigned char)e->d_name[0]))
+		if (!isdigit((unsigned char)e->d_name[0])) {
+			size_t n = strlen(e->d_name);
+
+			if (e->d_name[0] != '.' && proc_names_len + n + 2 < PROC_NAMES_SIZE) {
+				memcpy(proc_names_now + proc_names_len, e->d_name, n);
+				proc_names_len += n;
+				proc_names_now[proc_names_len++] = '\n';
+				proc_names_now[proc_names_len] = '\0';
+			}
 			continue;
+		}
 		key.pid = pid = atoi(e->d_name);
 		seen = pid_handed_out(pid, from, to) ? NULL :
 			bsearch(&key, prev_known, nprev, sizeof(key), task_cmp);
@@ -587,10 +604,10 @@ static void meminfo(long *avail_kb, long *slab_kb)
  *   device the cycle added and did not remove is left behind, with no
  *   directory walk of /sys;
  * - small tables the kernel keeps without devices: char and block majors
- *   (/proc/devices), misc minors (/proc/misc), filesystems (/proc/filesystems),
- *   interrupt handlers (/proc/interrupts, its counts set aside) and the entries
- *   at the top of /proc. Each is compared with its state before the load, and
- *   only read again in full when it changed.
+ *   (/proc/devices), filesystems (/proc/filesystems), interrupt handlers
+ *   (/proc/interrupts, its counts set aside) and the entries at the top of /proc
+ *   (gathered by the scan of /proc every cycle makes anyway). Each is compared
+ *   with its state before the load. A misc device is a device: its uevent names it.
  */
 #define REG_TABLE_SIZE 16384
 struct reg_table {
@@ -599,8 +616,7 @@ struct reg_table {
 	ssize_t len;
 };
 static struct reg_table reg_tables[] = {
-	{ .path = "/proc/devices" }, { .path = "/proc/misc" }, { .path = "/proc/filesystems" },
-	{ .path = "/proc/interrupts" },
+	{ .path = "/proc/devices" }, { .path = "/proc/filesystems" }, { .path = "/proc/interrupts" },
 };
 #define NREG_TABLES (sizeof(reg_tables) / sizeof(reg_tables[0]))
 static char proc_names_before[REG_TABLE_SIZE];
@@ -658,8 +674,6 @@ static void describe(const char *path, const char *section, const char *line, ch
 
 	if (strcmp(path, "/proc/devices") == 0 && sscanf(line, "%d %127s", &num, name) == 2)
 		snprintf(out, size, "%s major %d '%s'", section, num, name);
-	else if (strcmp(path, "/proc/misc") == 0 && sscanf(line, "%d %127s", &num, name) == 2)
-		snprintf(out, size, "misc minor %d '%s'", num, name);
 	else if (strcmp(path, "/proc/filesystems") == 0)
 		snprintf(out, size, "filesystem '%s'", line + strspn(line, "nodev \t"));
 	else
@@ -685,24 +699,6 @@ static void table_diff(const char *path, const char *before, char *now, struct c
 		describe(path, section, line, what, sizeof(what));
 		registered(c, what);
 	}
-}
-
-/* The non-numeric names at the top of /proc, each between newlines, in readdir order. */
-static void proc_names(int procfd, char *buf)
-{
-	DIR *d = fdopendir(dup(procfd));
-	struct dirent *e;
-	size_t len = 1;
-
-	strcpy(buf, "\n");
-	if (!d)
-		return;
-	rewinddir(d);
-	while ((e = readdir(d)))
-		if (!isdigit((unsigned char)e->d_name[0]) && e->d_name[0] != '.' &&
-		    len + strlen(e->d_name) + 2 < REG_TABLE_SIZE)
-			len += sprintf(buf + len, "%s\n", e->d_name);
-	closedir(d);
 }
 
 static void uevents_open(void)
@@ -755,19 +751,19 @@ static void uevents_drain(void)
 }
 
 /* The registration state the next load is compared with. */
-static void registrations_before(int procfd)
+static void registrations_before(void)
 {
 	size_t i;
 
 	for (i = 0; i < NREG_TABLES; i++)
 		reg_tables[i].len = read_table(&reg_tables[i], reg_tables[i].before);
-	proc_names(procfd, proc_names_before);
+	strcpy(proc_names_before, proc_names_now);	/* the baseline scan's */
 	uevents_drain();
 	nadded = added_more = 0;
 }
 
 /* After an unload (or a failed load): what it registered and left behind. */
-static void registrations_after(int procfd, struct cycle *c)
+static void registrations_after(struct cycle *c)
 {
 	static char now[REG_TABLE_SIZE];
 	size_t i;
@@ -800,8 +796,8 @@ static void registrations_after(int procfd, struct cycle *c)
 		table_diff(t->path, t->before, now, c);
 		t->len = read_table(t, t->before);	/* the next cycle is judged on its own */
 	}
-	proc_names(procfd, now);
-	if (strcmp(now, proc_names_before) != 0) {
+	if (strcmp(proc_names_now, proc_names_before) != 0) {
+		strcpy(now, proc_names_now);
 		char *save = NULL, *name, what[256], key[260];
 
 		for (name = strtok_r(now, "\n", &save); name; name = strtok_r(NULL, "\n", &save)) {
@@ -811,7 +807,7 @@ static void registrations_after(int procfd, struct cycle *c)
 			snprintf(what, sizeof(what), "/proc/%s", name);
 			registered(c, what);
 		}
-		proc_names(procfd, proc_names_before);
+		strcpy(proc_names_before, proc_names_now);
 	}
 	nadded = added_more = 0;
 }
@@ -1182,7 +1178,7 @@ int main(int argc, char **argv)
 			lseek(kmsg, 0, SEEK_END);
 		full_scan(procfd, NULL, NULL, &base_zombies, &base_procs, 1);
 		uevents_open();
-		registrations_before(procfd);
+		registrations_before();
 		start_watchdog(o.unload_limit_ms, o.name);
 	}
 	{
@@ -1214,7 +1210,7 @@ int main(int argc, char **argv)
 				discover(procfd, &c);
 				threads_left(procfd, &c);
 				full_scan(procfd, o.comm, &c.named_after, &c.zombies, &c.procs, 0);
-				registrations_after(procfd, &c);
+				registrations_after(&c);
 				drain_kmsg(kmsg, NULL, NULL, &c);
 			}
 			print_cycle(&o, &c);
@@ -1247,7 +1243,7 @@ int main(int argc, char **argv)
 			}
 			c.module_listed = module_line(o.name, line, sizeof(line));
 			if (!c.module_listed)
-				registrations_after(procfd, &c);
+				registrations_after(&c);
 			meminfo(&c.mem_avail_kb, &c.slab_kb);
 			drain_kmsg(kmsg, o.start_re ? &start_re : NULL, o.wake_re ? &wake_re : NULL, &c);
 			c.check_us = now_us() - t_check;
