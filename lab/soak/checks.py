@@ -59,13 +59,14 @@ def _leftover_names(rec: Mapping[str, Any]) -> list[str]:
 
 
 def _syscalls(n: int, rec: Mapping[str, Any], c: CycleContext) -> Iterable[Failure]:
+    left = _leftover_names(rec) if _init_failed(rec) else []
     if _unload_refused(rec):
         yield Failure(n, "refcount", f"module refcount {rec['refcnt']} after the hold: "
                       f"something still holds the module ({rec['err']})")
-    elif _init_failed(rec) and _leftover_names(rec):
+    elif left:
         # init returned an error, so no exit will ever clean up what it had started
         yield Failure(n, "syscall", f"{rec['err']}, and the failed load left "
-                      f"{', '.join(_leftover_names(rec))}", tuple(rec.get("klog", ())))
+                      f"{', '.join(left)}", tuple(rec.get("klog", ())))
     elif rec.get("err"):
         yield Failure(n, "syscall", rec["err"], tuple(rec.get("klog", ())))
 

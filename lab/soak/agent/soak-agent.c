@@ -750,6 +750,13 @@ static void uevents_drain(void)
 	}
 }
 
+/* Drop the uevents that arrived so far: they belong to no load of the module. */
+static void uevents_forget(void)
+{
+	uevents_drain();
+	nadded = added_more = 0;
+}
+
 /* The registration state the next load is compared with. */
 static void registrations_before(void)
 {
@@ -758,8 +765,7 @@ static void registrations_before(void)
 	for (i = 0; i < NREG_TABLES; i++)
 		reg_tables[i].len = read_table(&reg_tables[i], reg_tables[i].before);
 	strcpy(proc_names_before, proc_names_now);	/* the baseline scan's */
-	uevents_drain();
-	nadded = added_more = 0;
+	uevents_forget();
 }
 
 /* After an unload (or a failed load): what it registered and left behind. */
@@ -1201,6 +1207,8 @@ int main(int argc, char **argv)
 		memset(&c, 0, sizeof(c));
 		c.n = n;
 		c.refcnt = -1;
+		if (!o.bare)
+			uevents_forget();	/* what came between the cycles is not this load's */
 		c.t_us = t0 = now_us();
 		if (syscall(SYS_init_module, image, len, o.params) != 0) {
 			snprintf(c.err, sizeof(c.err), "init_module: %s", strerror(errno));
